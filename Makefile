@@ -1,0 +1,115 @@
+# Build, test and run the CDN. `make run` and `make test` are the two
+# commands a new user needs: both install missing Debian packages first.
+#
+#   make              bin/edge, bin/origin
+#   make test         unit + integration tests (Criterion)
+#   make test SANITIZE=address,undefined
+#   make run          origin + edge on loopback with the embedded default config
+#   make bench        cache-hit throughput vs nginx and Varnish (wrk)
+
+CC      ?= cc
+SANITIZE ?=
+comma := ,
+PKGS    := libuv libcurl lmdb
+DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libvips-dev \
+            libcriterion-dev pkg-config
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+ifeq ($(SANITIZE),)
+BUILD   := build/release
+BIN     := bin
+SANFLAGS :=
+else
+BUILD   := build/san-$(subst $(comma),-,$(SANITIZE))
+BIN     := $(BUILD)/bin
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+# pkg-config is queried lazily so `make deps` works before the packages exist.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Iinclude -I$(LLHTTP_INC) -MMD -MP -pthread $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS  = $(PKG_LIBS) -lm
+
+CORE_SRC   := $(wildcard core/*.c) $(wildcard policies/*.c)
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+LLHTTP_OBJ := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+EDGE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard edge/*.c))
+SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
+ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
+UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
+TEST_INC   := -Itests/integration -Iloadtest
+INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
+
+.PHONY: all deps deps-check test unit integration run bench clean config-table
+all: $(BIN)/edge $(BIN)/origin
+
+$(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/origin: $(ORIGIN_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+
+$(BUILD)/tests/integration-tests: $(INTEG_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TEST_INC) -c -o $@ $<
+
+# llhttp is generated code: compiled from the Debian package's sources with
+# its own (looser) warning set.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -I$(LLHTTP_INC) $(SANFLAGS) -c -o $@ $<
+
+# Installs the Debian packages the build, tests and demo need.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing:$$missing"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	else echo "dependencies present"; fi
+
+# Cheap check used by run/test: calls `deps` only when something is missing.
+deps-check:
+	@pkg-config --exists $(PKGS) criterion vips 2>/dev/null && [ -f $(LLHTTP_SRC)/llhttp.c ] \
+	  || $(MAKE) --no-print-directory deps
+
+test: deps-check
+	@$(MAKE) --no-print-directory unit integration
+
+unit: $(BUILD)/tests/unit-tests
+	$(BUILD)/tests/unit-tests --jobs 2
+
+integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/origin
+	CDN_BIN=$(abspath $(BIN)) $(BUILD)/tests/integration-tests --jobs 2
+
+run: deps-check
+	@$(MAKE) --no-print-directory all
+	@./deploy/run-local.sh $(BIN)
+
+bench: deps-check
+	@$(MAKE) --no-print-directory all
+	@./loadtest/bench.sh $(BIN)
+
+config-table: $(BIN)/edge
+	$(BIN)/edge --config-markdown
+
+clean:
+	rm -rf build bin var
+
+-include $(shell find build -name '*.d' 2>/dev/null)

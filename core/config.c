@@ -1,0 +1,464 @@
+/* config: parse a node's settings from the table in config_table.c.
+ *
+ * File format: `key = value` per line, `#` comments (whole line, or after
+ * whitespace), optional double quotes around a value, `[section]` headers.
+ * Any error names the file and line and what was expected. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const config_setting_t *lookup(unsigned prog, const char *key)
+{
+    for (const config_setting_t *s = config_settings; s->key; s++)
+        if (strcmp(s->key, key) == 0 && (s->programs & prog))
+            return s;
+    return NULL;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    uint64_t mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mul = 1024ull; end++; break;
+    case 'M': mul = 1024ull * 1024; end++; break;
+    case 'G': mul = 1024ull * 1024 * 1024; end++; break;
+    case 'T': mul = 1024ull * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (*end == 'i' || *end == 'I'))
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end)
+        return -1;
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int config_parse_duration(const char *s, uint64_t *out_ms)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    uint64_t mul;
+    if (!*end || strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400000;
+    else
+        return -1;
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *out_ms = v * mul;
+    return 0;
+}
+
+int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon;
+    size_t hl;
+    if (*s == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        s++;
+        hl = (size_t)(rb - s);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    char *end;
+    if (!isdigit((unsigned char)colon[1]))
+        return -1;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (*end || p > 65535)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    *port = (unsigned)p;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = { "on", "yes", "true", "1" }, *no[] = { "off", "no", "false", "0" };
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) { *out = true; return 0; }
+        if (strcasecmp(v, no[i]) == 0) { *out = false; return 0; }
+    }
+    return -1;
+}
+
+static int enum_index(const char *choices, const char *v)
+{
+    int idx = 0;
+    size_t vl = strlen(v);
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == vl && strncmp(p, v, l) == 0)
+            return idx;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static const char *type_expect(const config_setting_t *s)
+{
+    switch (s->type) {
+    case CONFIG_STR: return "a string";
+    case CONFIG_UINT: return "an unsigned integer";
+    case CONFIG_SIZE: return "a size such as 512K, 64M or 1G";
+    case CONFIG_DURATION: return "a duration such as 250ms, 10s, 5m or 1h";
+    case CONFIG_BOOL: return "on or off";
+    case CONFIG_ENUM: return s->choices;
+    case CONFIG_ADDR: return "host:port";
+    }
+    return "a value";
+}
+
+int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
+               const char *where, char *err, size_t errlen)
+{
+    const config_setting_t *s = lookup(prog, key);
+    if (!s) {
+        fail(err, errlen, "%s: unknown setting '%s' (see --help for the list)", where, key);
+        return -1;
+    }
+    char *field = (char *)cfg + s->offset;
+    uint64_t v = 0;
+    int bad = 0;
+    switch (s->type) {
+    case CONFIG_STR:
+        if (strlen(value) >= s->size) {
+            fail(err, errlen, "%s: %s: value longer than %zu bytes", where, key, s->size - 1);
+            return -1;
+        }
+        strcpy(field, value);
+        return 0;
+    case CONFIG_ADDR: {
+        char host[256];
+        unsigned port;
+        if (config_parse_addr(value, host, sizeof host, &port) || strlen(value) >= s->size)
+            bad = 1;
+        else
+            strcpy(field, value);
+        break;
+    }
+    case CONFIG_BOOL: {
+        bool b;
+        if (parse_bool(value, &b))
+            bad = 1;
+        else
+            *(bool *)field = b;
+        break;
+    }
+    case CONFIG_ENUM: {
+        int i = enum_index(s->choices, value);
+        if (i < 0)
+            bad = 1;
+        else
+            *(unsigned *)field = (unsigned)i;
+        break;
+    }
+    case CONFIG_UINT: {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)*value))
+            bad = 1;
+        else {
+            v = strtoull(value, &end, 10);
+            bad = errno || *end;
+        }
+        break;
+    }
+    case CONFIG_SIZE:
+        bad = config_parse_size(value, &v) != 0;
+        break;
+    case CONFIG_DURATION:
+        bad = config_parse_duration(value, &v) != 0;
+        break;
+    }
+    if (bad) {
+        fail(err, errlen, "%s: %s: expected %s, got '%s'", where, key, type_expect(s), value);
+        return -1;
+    }
+    if (s->type == CONFIG_UINT || s->type == CONFIG_SIZE || s->type == CONFIG_DURATION) {
+        if (v < s->min || (s->max && v > s->max)) {
+            fail(err, errlen, "%s: %s: %s out of range [%" PRIu64 ", %" PRIu64 "]%s", where, key, value,
+                 s->min, s->max, s->type == CONFIG_DURATION ? " ms" : s->type == CONFIG_SIZE ? " bytes" : "");
+            return -1;
+        }
+        if (s->size == sizeof(unsigned))
+            *(unsigned *)field = (unsigned)v;
+        else
+            *(uint64_t *)field = v;
+    }
+    return 0;
+}
+
+void config_defaults(config_t *cfg, unsigned prog)
+{
+    char err[256];
+    memset(cfg, 0, sizeof *cfg);
+    for (const config_setting_t *s = config_settings; s->key; s++)
+        if (s->programs & prog)
+            if (config_set(cfg, prog, s->key, s->def, "default", err, sizeof err))
+                abort(); /* a bad default is a bug in config_table.c */
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+/* Strip a trailing comment (a '#' preceded by whitespace, outside quotes). */
+static void strip_comment(char *s)
+{
+    bool q = false;
+    for (char *p = s; *p; p++) {
+        if (*p == '"')
+            q = !q;
+        else if (*p == '#' && !q && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+int config_load_string(config_t *cfg, unsigned prog, const char *name, const char *text,
+                       char *err, size_t errlen)
+{
+    int rc = 0;
+    char *copy = strdup(text);
+    if (!copy) {
+        fail(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    unsigned lineno = 0;
+    char *line = copy;
+    while (line) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        lineno++;
+        char where[600];
+        snprintf(where, sizeof where, "%s:%u", name, lineno);
+        strip_comment(line);
+        char *l = trim(line);
+        if (*l == '\0') {
+            line = nl ? nl + 1 : NULL;
+            continue;
+        }
+        if (*l == '[') {
+            fail(err, errlen, "%s: unknown section '%s' (expected key = value)", where, l);
+            rc = -1;
+            goto out;
+        }
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            fail(err, errlen, "%s: expected 'key = value', got '%s'", where, l);
+            rc = -1;
+            goto out;
+        }
+        *eq = '\0';
+        char *key = trim(l), *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        if (!*key) {
+            fail(err, errlen, "%s: expected a key before '='", where);
+            rc = -1;
+            goto out;
+        }
+        if (config_set(cfg, prog, key, val, where, err, errlen)) {
+            rc = -1;
+            goto out;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+out:
+    free(copy);
+    return rc;
+}
+
+int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    /* A config file has no business being larger than a few MiB. */
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            if (cap > 16u << 20) {
+                fail(err, errlen, "%s: file too large", path);
+                rc = -1;
+                goto out;
+            }
+            char *t = realloc(text, cap);
+            if (!t) {
+                fail(err, errlen, "%s: out of memory", path);
+                rc = -1;
+                goto out;
+            }
+            text = t;
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    if (ferror(f)) {
+        fail(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = -1;
+        goto out;
+    }
+    if (memchr(text ? text : "", '\0', len)) {
+        fail(err, errlen, "%s: contains a NUL byte", path);
+        rc = -1;
+        goto out;
+    }
+    if (!text)
+        text = strdup("");
+    else
+        text[len] = '\0';
+    rc = config_load_string(cfg, prog, path, text, err, errlen);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+int config_from_args(config_t *cfg, unsigned prog, const char *progname, int argc, char **argv,
+                     char *err, size_t errlen)
+{
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            config_print_help(stdout, prog, progname);
+            return 1;
+        }
+        if (strcmp(a, "--config-markdown") == 0) {
+            config_print_markdown(stdout, prog);
+            return 1;
+        }
+        if (strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) {
+                fail(err, errlen, "-c: expected a file name");
+                return -1;
+            }
+            file = argv[++i];
+        } else if (strncmp(a, "--", 2) != 0 || !strchr(a, '=')) {
+            fail(err, errlen, "%s: expected -c FILE or --key=value (see --help)", a);
+            return -1;
+        }
+    }
+    if (file && config_load_file(cfg, prog, file, err, errlen))
+        return -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0) {
+            i++;
+            continue;
+        }
+        const char *eq = strchr(a, '=');
+        char key[128], where[160];
+        size_t kl = (size_t)(eq - a - 2);
+        if (kl >= sizeof key) {
+            fail(err, errlen, "%s: unknown setting", a);
+            return -1;
+        }
+        memcpy(key, a + 2, kl);
+        key[kl] = '\0';
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        snprintf(where, sizeof where, "--%s", key);
+        if (config_set(cfg, prog, key, eq + 1, where, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+void config_print_help(FILE *out, unsigned prog, const char *progname)
+{
+    fprintf(out,
+            "usage: %s [-c FILE] [--key=value ...]\n"
+            "\n"
+            "  -c FILE             read settings from FILE (key = value lines)\n"
+            "  --key=value         set one setting; wins over the file\n"
+            "  --help              this text\n"
+            "  --config-markdown   print the settings as a markdown table\n"
+            "\nsettings (default in brackets):\n",
+            progname);
+    for (const config_setting_t *s = config_settings; s->key; s++) {
+        if (!(s->programs & prog))
+            continue;
+        fprintf(out, "  %-24s %s [%s]\n", s->key, s->doc, s->def);
+    }
+}
+
+void config_print_markdown(FILE *out, unsigned prog)
+{
+    fprintf(out, "| key | default | meaning |\n|---|---|---|\n");
+    for (const config_setting_t *s = config_settings; s->key; s++) {
+        if (!(s->programs & prog))
+            continue;
+        fprintf(out, "| `%s` | `%s` | %s |\n", s->key, s->def, s->doc);
+    }
+}

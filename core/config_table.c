@@ -1,0 +1,46 @@
+/* The settings table: one row per key. The README table and --help are
+ * generated from these rows (`edge --config-markdown`), so a setting is
+ * documented exactly once, here. */
+#include <stddef.h>
+
+#include "config.h"
+
+#define STR(k, progs, def, doc) { #k, CONFIG_STR, progs, def, 0, 0, NULL, offsetof(config_t, k), sizeof(((config_t *)0)->k), doc }
+#define NUM(k, t, progs, def, lo, hi, doc) { #k, t, progs, def, lo, hi, NULL, offsetof(config_t, k), sizeof(((config_t *)0)->k), doc }
+#define DUR(k, field, progs, def, lo, hi, doc) { #k, CONFIG_DURATION, progs, def, lo, hi, NULL, offsetof(config_t, field), sizeof(((config_t *)0)->field), doc }
+#define ENUM(k, progs, def, choices, doc) { #k, CONFIG_ENUM, progs, def, 0, 0, choices, offsetof(config_t, k), sizeof(((config_t *)0)->k), doc }
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+#define GiB (1024ull * MiB)
+#define HOUR_MS 3600000ull
+
+const config_setting_t config_settings[] = {
+    STR(name, CONFIG_ALL, "edge-1", "node name, shown in Cache-Status and logs"),
+    STR(region, CONFIG_ALL, "local", "region label"),
+    { "listen", CONFIG_ADDR, CONFIG_ALL, "127.0.0.1:8080", 0, 0, NULL, offsetof(config_t, listen),
+      sizeof(((config_t *)0)->listen),
+      "host:port to serve on; port 0 picks a free port (printed as `listening on HOST:PORT`)" },
+    NUM(workers, CONFIG_UINT, CONFIG_ALL, "0", 0, 256, "worker threads, each with its own event loop; 0 = number of cores"),
+    STR(cache_dir, CONFIG_ALL, "./var/cache", "directory of the LMDB cache (created if missing)"),
+    NUM(cache_size, CONFIG_SIZE, CONFIG_ALL, "1G", 1 * MiB, 1024 * GiB,
+        "disk cache bound; the least recently used objects are evicted to stay under it"),
+    NUM(max_object_size, CONFIG_SIZE, CONFIG_ALL, "64M", 1, 16 * GiB,
+        "larger responses pass through uncached"),
+    ENUM(cache_sync, CONFIG_ALL, "commit", "commit|none",
+         "commit: fsync data at every batched commit (survives power loss); none: leave flushing to the OS (survives process crashes only)"),
+    STR(origin, CONFIG_ALL, "http://127.0.0.1:8081", "origin base URL (scheme://host[:port])"),
+    DUR(origin_connect_timeout, origin_connect_timeout_ms, CONFIG_ALL, "5s", 1, 600000, "upstream connect timeout"),
+    DUR(origin_timeout, origin_timeout_ms, CONFIG_ALL, "60s", 1, 24 * HOUR_MS, "upstream total timeout per request"),
+    NUM(max_header_size, CONFIG_SIZE, CONFIG_ALL, "16K", 1 * KiB, 1 * MiB, "request header block bound (431 beyond)"),
+    NUM(max_uri_size, CONFIG_SIZE, CONFIG_ALL, "8K", 256, 1 * MiB, "request target bound (414 beyond)"),
+    NUM(max_body_size, CONFIG_SIZE, CONFIG_ALL, "16M", 0, 4 * GiB, "request body bound (413 beyond)"),
+    DUR(header_timeout, header_timeout_ms, CONFIG_ALL, "10s", 1, HOUR_MS, "time allowed to receive a request's headers and body"),
+    DUR(idle_timeout, idle_timeout_ms, CONFIG_ALL, "60s", 1, 24 * HOUR_MS, "keep-alive connection idle timeout"),
+    DUR(send_timeout, send_timeout_ms, CONFIG_ALL, "60s", 1, 24 * HOUR_MS, "close a connection whose client reads nothing for this long"),
+    NUM(max_connections, CONFIG_UINT, CONFIG_ALL, "10000", 1, 1000000, "open client connections per node; further accepts wait"),
+    STR(access_log, CONFIG_ALL, "stderr", "access log: stderr, off, or a file path (appended)"),
+    ENUM(log_level, CONFIG_ALL, "info", "error|warn|info|debug", "error log verbosity (to stderr)"),
+    NUM(forward_host, CONFIG_BOOL, CONFIG_ALL, "on", 0, 0, "send the client's Host header upstream (off: the origin URL's host)"),
+    { 0 },
+};

@@ -1,0 +1,564 @@
+/* http_conn: server connections: reading, parsing with llhttp, limits,
+ * timeouts and the connection state machine. Response writing is in
+ * http_resp.c; both share http_conn_internal.h.
+ *
+ * States:  IDLE --first byte--> READING --complete--> HANDLING
+ *          HANDLING --finish, keep-alive--> IDLE (pipelined bytes parsed next)
+ *          any --error/close--> LINGER (drain, then close) or CLOSED */
+#include "http_conn_internal.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+#define LINGER_MS 2000
+
+static const llhttp_settings_t *parser_settings(void);
+static void conn_read_start(http_conn_t *c);
+static void on_close(uv_handle_t *h);
+
+void conn_set_state(http_conn_t *c, conn_state_t to)
+{
+    conn_state_t from = c->state;
+    /* Legal transitions only; anything else is a bug in this file. */
+    assert((from == CONN_IDLE && (to == CONN_READING || to == CONN_HANDLING)) ||
+           (from == CONN_READING && to == CONN_HANDLING) ||
+           (from == CONN_HANDLING && to == CONN_IDLE) ||
+           (from != CONN_CLOSED && (to == CONN_LINGER || to == CONN_CLOSED)));
+    (void)from;
+    c->state = to;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    http_conn_t *c = t->data;
+    switch (c->state) {
+    case CONN_READING:
+        /* Headers or body too slow: 408, then close. */
+        conn_error(c, 408, "request not received in time\n");
+        break;
+    case CONN_HANDLING:
+        log_debug("%s: client stopped reading; closing", c->client);
+        conn_close(c);
+        break;
+    default:
+        conn_close(c);
+        break;
+    }
+}
+
+void conn_timer_arm(http_conn_t *c)
+{
+    const http_server_opts_t *o = &c->srv->opts;
+    uint64_t ms = 0;
+    switch (c->state) {
+    case CONN_IDLE: ms = o->idle_timeout_ms; break;
+    case CONN_READING: ms = o->header_timeout_ms; break;
+    case CONN_HANDLING: ms = c->pending ? o->send_timeout_ms : 0; break;
+    case CONN_LINGER: ms = LINGER_MS; break;
+    case CONN_CLOSED: ms = 0; break;
+    }
+    if (ms)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+static void req_reset(http_conn_t *c)
+{
+    http_req_t *r = &c->req;
+    buf_reset(&c->target);
+    http_fields_reset(&r->hdrs);
+    buf_reset(&r->body);
+    if (r->body.cap > 64 * 1024)
+        buf_free(&r->body); /* don't keep a big body's memory on an idle connection */
+    r->target = NULL;
+    r->target_len = r->path_len = 0;
+    r->keep_alive = false;
+    r->is_head = false;
+    c->head_bytes = 0;
+    c->last_cb = 0;
+    c->err_status = 0;
+    c->log_tag = NULL;
+}
+
+/* --- llhttp callbacks: copy into the request, enforce the bounds --- */
+
+static int count_head(http_conn_t *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > c->srv->opts.max_header_size) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    req_reset(c);
+    c->req.start_us = worker_now_us();
+    if (c->state == CONN_IDLE) {
+        conn_set_state(c, CONN_READING);
+        conn_timer_arm(c);
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (c->target.len + n > c->srv->opts.max_uri_size) {
+        c->err_status = 414;
+        return -1;
+    }
+    if (count_head(c, n) || buf_append(&c->target, at, n)) {
+        c->err_status = c->err_status ? c->err_status : 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    int rc;
+    if (count_head(c, n + (c->last_cb != 1 ? 4 : 0)))
+        return -1;
+    if (c->last_cb != 1)
+        rc = http_fields_add(&c->req.hdrs, at, n, "", 0);
+    else
+        rc = http_fields_extend_name(&c->req.hdrs, at, n);
+    c->last_cb = 1;
+    if (rc) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (count_head(c, n))
+        return -1;
+    c->last_cb = 2;
+    if (http_fields_extend_value(&c->req.hdrs, at, n)) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    http_fields_t *h = &c->req.hdrs;
+    if (!h->n)
+        return 0;
+    /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
+    http_field_t *f = &h->f[h->n - 1];
+    while (f->value_len && (h->mem.data[f->value_off + f->value_len - 1] == ' ' ||
+                            h->mem.data[f->value_off + f->value_len - 1] == '\t'))
+        f->value_len--;
+    c->last_cb = 2;
+    return 0;
+}
+
+/* Request-level checks llhttp leaves to us (RFC 9112 section 3.2, 6.3). */
+static int check_headers(http_conn_t *c)
+{
+    http_req_t *r = &c->req;
+    size_t hosts = http_fields_count(&r->hdrs, "host");
+    if (hosts > 1 || (hosts == 0 && r->http_major == 1 && r->http_minor >= 1))
+        return 400;
+    if (r->method == HTTP_CONNECT)
+        return 405;
+    http_slice_t v;
+    if (http_fields_get(&r->hdrs, "expect", &v)) {
+        if (!(v.len == 12 && strncasecmp(v.p, "100-continue", 12) == 0))
+            return 417;
+    }
+    uint64_t cl = c->parser.content_length;
+    if ((c->parser.flags & F_CONTENT_LENGTH) && cl > c->srv->opts.max_body_size)
+        return 413;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    http_req_t *r = &c->req;
+    r->method = llhttp_get_method(p);
+    r->method_name = llhttp_method_name((llhttp_method_t)r->method);
+    r->http_major = llhttp_get_http_major(p);
+    r->http_minor = llhttp_get_http_minor(p);
+    r->is_head = r->method == HTTP_HEAD;
+    r->target = c->target.data ? c->target.data : (char *)"";
+    r->target_len = c->target.len;
+    const char *q = memchr(r->target, '?', r->target_len);
+    r->path_len = q ? (size_t)(q - r->target) : r->target_len;
+    if (r->target_len == 0) {
+        c->err_status = 400;
+        return -1;
+    }
+    int st = check_headers(c);
+    if (st) {
+        c->err_status = st;
+        return -1;
+    }
+    bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if (has_body && http_fields_get(&r->hdrs, "expect", NULL) && r->http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
+        conn_write_raw(c, &b, 1);
+    }
+    /* Upgrades are not supported: serve the request as a plain one. */
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    if (c->req.body.len + n > c->srv->opts.max_body_size || buf_append(&c->req.body, at, n)) {
+        c->err_status = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    http_conn_t *c = p->data;
+    c->req.keep_alive = llhttp_should_keep_alive(p);
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *parser_settings(void)
+{
+    static llhttp_settings_t s;
+    static int init;
+    if (!init) {
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_message_begin;
+        s.on_url = on_url;
+        s.on_header_field = on_header_field;
+        s.on_header_value = on_header_value;
+        s.on_header_value_complete = on_header_value_complete;
+        s.on_headers_complete = on_headers_complete;
+        s.on_body = on_body;
+        s.on_message_complete = on_message_complete;
+        init = 1;
+    }
+    return &s;
+}
+
+/* --- dispatch and the input loop --- */
+
+static void dispatch(http_conn_t *c)
+{
+    conn_set_state(c, CONN_HANDLING);
+    conn_timer_arm(c);
+    c->resp_status = 0;
+    c->resp_bytes = 0;
+    c->finished = false;
+    c->req.client = c->client;
+    c->srv->opts.on_request(c, &c->req, c->srv->opts.ud);
+}
+
+/* Parse what we have, dispatching complete requests; loops (rather than
+ * recursing) while responses finish synchronously, so a client that
+ * pipelines thousands of requests cannot grow the stack. */
+void conn_process(http_conn_t *c, const char *data, size_t len, bool from_saved)
+{
+    while (c->state == CONN_IDLE || c->state == CONN_READING) {
+        if (len == 0)
+            break;
+        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+        if (e == HPE_OK) {
+            if (from_saved)
+                buf_reset(&c->saved);
+            return;
+        }
+        if (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE) {
+            int st = c->err_status ? c->err_status : 400;
+            if (st == 400)
+                log_debug("%s: bad request: %s", c->client, llhttp_get_error_reason(&c->parser));
+            conn_error(c, st, NULL);
+            return;
+        }
+        size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+        if (e == HPE_PAUSED_UPGRADE)
+            llhttp_resume_after_upgrade(&c->parser);
+        else
+            llhttp_resume(&c->parser);
+        /* Keep the unparsed rest: it is the next pipelined request. */
+        if (from_saved) {
+            buf_consume(&c->saved, used);
+        } else if (used < len) {
+            buf_reset(&c->saved);
+            buf_append(&c->saved, data + used, len - used);
+        }
+        from_saved = true;
+        c->in_dispatch = true;
+        dispatch(c);
+        c->in_dispatch = false;
+        if (c->state != CONN_IDLE)
+            break; /* response in progress (or connection closing) */
+        data = c->saved.data;
+        len = c->saved.len;
+    }
+    if (c->state == CONN_HANDLING && c->reading) {
+        /* Async response: stop reading so a pipelining client can't make us buffer. */
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    } else if (c->state == CONN_IDLE || c->state == CONN_READING) {
+        conn_read_start(c);
+    }
+}
+
+/* Called by http_resp_finish once a response is complete. */
+void conn_next_request(http_conn_t *c)
+{
+    conn_set_state(c, CONN_IDLE);
+    conn_timer_arm(c);
+    if (c->in_dispatch)
+        return; /* conn_process's loop continues with the saved bytes */
+    conn_process(c, c->saved.data, c->saved.len, true);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    http_conn_t *c = h->data;
+    (void)suggested;
+    /* One read buffer per worker: bytes are parsed (copied out) at once. */
+    b->base = c->srv->readbuf;
+    b->len = READ_BUF_SIZE;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    http_conn_t *c = s->data;
+    if (n == 0)
+        return;
+    if (c->state == CONN_LINGER) {
+        if (n < 0)
+            conn_close(c);
+        return; /* discard */
+    }
+    if (n < 0) {
+        if (n != UV_EOF)
+            log_debug("%s: read: %s", c->client, uv_strerror((int)n));
+        if (c->state == CONN_HANDLING) {
+            /* The client half-closed after its request: answer, then close. */
+            c->force_close = true;
+            uv_read_stop(s);
+            c->reading = false;
+        } else {
+            conn_close(c);
+        }
+        return;
+    }
+    if (c->state == CONN_HANDLING) {
+        /* Bytes arriving while a response is in progress: keep them for later. */
+        if (buf_append(&c->saved, b->base, (size_t)n)) {
+            conn_close(c);
+            return;
+        }
+        if (c->saved.len > READ_BUF_SIZE) {
+            uv_read_stop(s);
+            c->reading = false;
+        }
+        return;
+    }
+    if (c->saved.len) {
+        /* Still holding a partial pipelined request: append and parse together. */
+        if (buf_append(&c->saved, b->base, (size_t)n)) {
+            conn_close(c);
+            return;
+        }
+        conn_process(c, c->saved.data, c->saved.len, true);
+    } else {
+        conn_process(c, b->base, (size_t)n, false);
+    }
+}
+
+static void conn_read_start(http_conn_t *c)
+{
+    if (!c->reading && c->state != CONN_CLOSED) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+    }
+}
+
+/* --- closing --- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    http_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    worker_conn_add(s->worker, -1);
+    buf_free(&c->target);
+    buf_free(&c->saved);
+    buf_free(&c->head);
+    http_fields_free(&c->req.hdrs);
+    buf_free(&c->req.body);
+    free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    http_conn_t *c = h->data;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+void conn_close(http_conn_t *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    void (*abort_cb)(void *) = c->abort_cb;
+    c->abort_cb = NULL;
+    c->drain_cb = NULL;
+    bool was_handling = c->state == CONN_HANDLING && !c->finished;
+    conn_set_state(c, CONN_CLOSED);
+    uv_timer_stop(&c->timer);
+    if (was_handling && abort_cb)
+        abort_cb(c->abort_arg);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    http_conn_t *c = req->data;
+    free(req);
+    if (status < 0 || c->state != CONN_LINGER) {
+        conn_close(c);
+        return;
+    }
+    /* Read and drop whatever the client still sends, so our response isn't
+     * destroyed by a reset, until it closes or the linger timer fires. */
+    conn_read_start(c);
+}
+
+void conn_linger(http_conn_t *c)
+{
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
+        return;
+    void (*abort_cb)(void *) = c->abort_cb;
+    bool was_handling = c->state == CONN_HANDLING && !c->finished;
+    c->abort_cb = NULL;
+    c->drain_cb = NULL;
+    conn_set_state(c, CONN_LINGER);
+    conn_timer_arm(c);
+    if (was_handling && abort_cb)
+        abort_cb(c->abort_arg);
+    uv_shutdown_t *req = malloc(sizeof *req);
+    req->data = c;
+    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown)) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+/* --- server --- */
+
+http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts)
+{
+    http_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->worker = w;
+    s->opts = *opts;
+    s->readbuf = malloc(READ_BUF_SIZE);
+    if (!s->readbuf) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_server_accept(http_server_t *s, uv_tcp_t *listener)
+{
+    http_conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    uv_tcp_init(worker_loop(s->worker), &c->tcp);
+    c->tcp.data = c;
+    c->srv = s;
+    if (uv_accept((uv_stream_t *)listener, (uv_stream_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    if (s->stopping || worker_conn_count(s->worker) >= s->opts.max_connections) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_init(worker_loop(s->worker), &c->timer);
+    c->timer.data = c;
+    struct sockaddr_storage ss;
+    int alen = sizeof ss;
+    strcpy(c->client, "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &alen) == 0) {
+        if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client, sizeof c->client);
+        else
+            uv_ip4_name((struct sockaddr_in *)&ss, c->client, sizeof c->client);
+    }
+    buf_init(&c->target, s->opts.max_uri_size + 1);
+    buf_init(&c->saved, 0);
+    buf_init(&c->head, 0);
+    http_fields_init(&c->req.hdrs, s->opts.max_header_size);
+    c->req.hdrs.max_fields = 256;
+    buf_init(&c->req.body, s->opts.max_body_size);
+    llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
+    c->parser.data = c;
+    c->state = CONN_IDLE;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    worker_conn_add(s->worker, 1);
+    conn_timer_arm(c);
+    conn_read_start(c);
+}
+
+void http_server_stop(http_server_t *s)
+{
+    s->stopping = true;
+    for (http_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE)
+            conn_close(c);
+    }
+}
+
+void http_server_close_all(http_server_t *s)
+{
+    s->stopping = true;
+    for (http_conn_t *c = s->conns; c; c = c->next)
+        conn_close(c);
+}
+
+void http_server_free(http_server_t *s)
+{
+    if (!s)
+        return;
+    free(s->readbuf);
+    free(s);
+}
+
+void *http_conn_ud(http_conn_t *c) { return c->srv->opts.ud; }
+http_server_t *http_conn_server(http_conn_t *c) { return c->srv; }
+worker_t *http_conn_worker(http_conn_t *c) { return c->srv->worker; }
+void http_conn_set_log_tag(http_conn_t *c, const char *tag) { c->log_tag = tag; }

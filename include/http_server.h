@@ -1,0 +1,126 @@
+/* http_server: HTTP/1.1 server connections on a worker's loop (libuv + llhttp).
+ *
+ * One request at a time per connection: when a request is complete the
+ * parser pauses and reading stops until its response is finished, then
+ * pipelined bytes already read are parsed next. Responses are written in
+ * order with backpressure: producers write while http_conn_pending() is
+ * low and ask for a drain callback otherwise.
+ *
+ * Bounds (header block, URI, body) and timeouts come from the options;
+ * violations get 400/408/413/414/431 and the connection is closed. */
+#ifndef CDN_HTTP_SERVER_H
+#define CDN_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "http_fields.h"
+#include "worker.h"
+
+typedef struct http_conn http_conn_t;
+typedef struct http_server http_server_t;
+
+/* A parsed request; owned by the connection, valid until the response is
+ * finished or the abort callback runs. */
+typedef struct http_req {
+    int method;                 /* llhttp_method_t */
+    const char *method_name;    /* static string */
+    char *target;               /* request target, NUL-terminated */
+    size_t target_len;
+    size_t path_len;            /* target[0, path_len) is the path; a query follows after '?' */
+    http_fields_t hdrs;
+    buf_t body;                 /* the whole request body (bounded by max_body_size) */
+    uint8_t http_major, http_minor;
+    bool keep_alive;
+    bool is_head;
+    uint64_t start_us;          /* when the first byte arrived */
+    const char *client;         /* client IP text, valid for the connection's life */
+} http_req_t;
+
+typedef struct http_server_opts {
+    size_t max_header_size, max_uri_size, max_body_size;
+    uint64_t header_timeout_ms, idle_timeout_ms, send_timeout_ms;
+    unsigned max_connections;   /* per worker */
+    /* Called on the worker thread with a complete request. The handler must
+     * eventually finish the response (http_resp_finish) unless the abort
+     * callback it set is called first. */
+    void (*on_request)(http_conn_t *c, http_req_t *req, void *ud);
+    void *ud;
+} http_server_opts_t;
+
+/* Create the server state of one worker. Owned by the caller (free with
+ * http_server_free after the loop ended). */
+http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts);
+/* Accept one connection from listener (a worker_hooks_t on_connection). */
+void http_server_accept(http_server_t *s, uv_tcp_t *listener);
+/* Begin a graceful stop: idle connections close, busy ones close after
+ * their current response. */
+void http_server_stop(http_server_t *s);
+/* Close every connection now (abort callbacks run). */
+void http_server_close_all(http_server_t *s);
+/* Free the server state (all connections must be closed). */
+void http_server_free(http_server_t *s);
+/* The server's user data (opts.ud) and the connection's worker. */
+void *http_conn_ud(http_conn_t *c);
+http_server_t *http_conn_server(http_conn_t *c);
+worker_t *http_conn_worker(http_conn_t *c);
+
+/* --- writing a response (only between on_request and finish/abort) --- */
+
+/* Start the head: writes the status line into the connection's head buffer.
+ * reason may be NULL for the standard phrase. */
+void http_resp_start(http_conn_t *c, int status, const char *reason);
+/* Append one header line. */
+void http_resp_header(http_conn_t *c, const char *name, const char *value, size_t vlen);
+/* Append pre-formatted header lines ("Name: value\r\n"...). */
+void http_resp_header_block(http_conn_t *c, const char *block, size_t len);
+/* Direct access to the head buffer for formatted appends. */
+buf_t *http_resp_head(http_conn_t *c);
+/* Close the head: adds Content-Length (content_length >= 0) or chunked
+ * framing (-1; close-delimited for HTTP/1.0) and Connection; none for
+ * 1xx/204/304. Date is the producer's (http_resp_simple adds one).
+ * The head is sent with the first body write or at finish. */
+void http_resp_end_head(http_conn_t *c, int64_t content_length);
+/* Write body bytes. If release is NULL the bytes are copied when they
+ * cannot be written at once; otherwise they must stay valid until
+ * release(arg) is called (also called if the connection dies). Returns 0,
+ * or -1 when the connection is closing (release already called). */
+int http_resp_write(http_conn_t *c, const void *p, size_t n, void (*release)(void *), void *arg);
+/* Like http_resp_write with release NULL, for several buffers at once. */
+int http_resp_writev(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs);
+/* End the response. The connection goes on to the next request or closes. */
+void http_resp_finish(http_conn_t *c);
+/* Finish with a complete small response: status, extra header lines (may be
+ * NULL), content type and body. */
+void http_resp_simple(http_conn_t *c, int status, const char *extra_headers, const char *ctype,
+                      const char *body, size_t len);
+/* Abort: close the connection without completing the response (used when
+ * an upstream fails after the head was sent). The abort callback is not called. */
+void http_resp_abort(http_conn_t *c);
+/* Bytes written but not yet taken by the socket. */
+size_t http_conn_pending(const http_conn_t *c);
+/* Call cb(arg) once, when pending bytes fall below the low-water mark. */
+void http_conn_on_drain(http_conn_t *c, void (*cb)(void *), void *arg);
+/* Call cb(arg) if the connection dies before http_resp_finish. After that
+ * call c must not be used. */
+void http_conn_on_abort(http_conn_t *c, void (*cb)(void *), void *arg);
+/* Force "Connection: close" on the current response. */
+void http_conn_set_close(http_conn_t *c);
+/* Total body bytes written for the current response. */
+uint64_t http_resp_bytes(const http_conn_t *c);
+/* Status of the current response (0 before start). */
+int http_resp_status(const http_conn_t *c);
+
+#define HTTP_WRITE_HIGH_WATER (256 * 1024)
+
+/* Standard reason phrase for status. */
+const char *http_reason(int status);
+/* The current time as an IMF-fixdate, cached per second; valid until the
+ * next call on this server's thread. */
+const char *http_server_date(http_server_t *s);
+/* Tag shown as the cache result in the access-log line of the current request. */
+void http_conn_set_log_tag(http_conn_t *c, const char *static_tag);
+
+#endif

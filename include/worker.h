@@ -1,0 +1,74 @@
+/* worker: N threads, each with its own libuv loop and SO_REUSEPORT listener.
+ *
+ * A connection lives and dies on the worker that accepted it. Work for
+ * another worker (a fetch result for a collapsed waiter, say) is handed
+ * over with worker_post(), which runs a function on that worker's loop. */
+#ifndef CDN_WORKER_H
+#define CDN_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+
+typedef struct worker worker_t;
+typedef struct worker_group worker_group_t;
+typedef void (*worker_fn)(void *arg);
+
+typedef struct worker_hooks {
+    /* Called on each worker's thread before it accepts; returns per-worker
+     * state (kept by the worker, given back to fini) or NULL on failure. */
+    void *(*init)(worker_t *w, void *ud);
+    /* Shutdown, in three steps, all on the worker's thread:
+     * stopping: the listener is closed; finish in-flight requests, close
+     *   idle connections (may be NULL);
+     * close: once connections drained (or after a grace period), close
+     *   every handle the state owns so the loop can end;
+     * fini: the loop has ended; free the state. */
+    void (*stopping)(worker_t *w, void *state, void *ud);
+    void (*close)(worker_t *w, void *state, void *ud);
+    void (*fini)(worker_t *w, void *state, void *ud);
+    /* A new TCP connection (already accepted) to adopt. */
+    void (*on_connection)(worker_t *w, uv_tcp_t *listener);
+    void *ud;
+} worker_hooks_t;
+
+/* Bind the listeners (host:port, port 0 = ephemeral, shared by all workers)
+ * and start n threads. Returns 0 or a negative uv error with a message in err. */
+int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
+                       const worker_hooks_t *hooks, char *err, size_t errlen);
+/* The bound address as "HOST:PORT"; valid for the group's life. */
+const char *worker_group_address(const worker_group_t *g);
+/* Block until SIGINT/SIGTERM (or worker_group_stop), then stop every worker,
+ * join the threads and free the group. */
+void worker_group_run(worker_group_t *g);
+/* Ask the group to stop (thread-safe, async-signal-unsafe). */
+void worker_group_stop(worker_group_t *g);
+/* Number of workers and the i-th one. */
+unsigned worker_group_count(const worker_group_t *g);
+worker_t *worker_group_at(const worker_group_t *g, unsigned i);
+
+/* Run fn(arg) on w's loop thread, in posting order. Thread-safe. Returns 0,
+ * or -1 when w is shutting down (fn is then never called). */
+int worker_post(worker_t *w, worker_fn fn, void *arg);
+/* The loop of w; use only on w's thread. */
+uv_loop_t *worker_loop(worker_t *w);
+/* The state init returned. */
+void *worker_state(worker_t *w);
+/* Index of w within its group. */
+unsigned worker_index(const worker_t *w);
+/* The worker running on this thread, or NULL. */
+worker_t *worker_current(void);
+/* True once shutdown has begun on w (new requests should close). */
+bool worker_stopping(const worker_t *w);
+/* The thread's access-log buffer (flushed on a timer and at stop). */
+buf_t *worker_log_buf(worker_t *w);
+/* Count of open connections on w (maintained by the server); shutdown
+ * waits for it to reach 0 before calling close. */
+void worker_conn_add(worker_t *w, int delta);
+unsigned worker_conn_count(const worker_t *w);
+/* Wall-clock time in microseconds. */
+uint64_t worker_now_us(void);
+
+#endif
