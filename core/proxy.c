@@ -1,0 +1,296 @@
+/* proxy: engine set-up, worker hooks, and the front of the request path:
+ * control paths, cache key, then hit (proxy_hit.c) or upstream
+ * (proxy_stream.c / proxy_job.c). */
+#include "proxy_internal.h"
+
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+#include "log.h"
+#include "policy_key.h"
+
+#define TICK_MS 100
+
+int64_t proxy_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+void preq_ref(preq_t *p)
+{
+    atomic_fetch_add(&p->refs, 1);
+}
+
+void preq_unref(preq_t *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    buf_free(&p->key);
+    free(p);
+}
+
+void preq_end(preq_t *p)
+{
+    if (!p->c)
+        return;
+    if (p->f) {
+        fetch_detach(p->f, &p->waiter);
+        fetch_unref(p->f);
+        p->f = NULL;
+    }
+    p->c = NULL;
+    p->req = NULL;
+    preq_unref(p);
+}
+
+void preq_finish(preq_t *p)
+{
+    http_conn_t *c = p->c;
+    if (!c)
+        return;
+    preq_ref(p);
+    preq_end(p);
+    http_resp_finish(c); /* may start the connection's next request */
+    preq_unref(p);
+}
+
+static void on_abort(void *arg)
+{
+    preq_end(arg);
+}
+
+void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params)
+{
+    buf_puts(h, "Cache-Status: ");
+    if (cslen) {
+        buf_append(h, cs, cslen);
+        buf_append(h, ", ", 2);
+    }
+    buf_puts(h, p->pw->px->cfg->name);
+    buf_puts(h, params);
+    buf_append(h, "\r\n", 2);
+}
+
+void preq_respond(preq_t *p, int status, const char *detail, const char *body)
+{
+    http_conn_t *c = p->c;
+    if (!c)
+        return;
+    buf_t extra;
+    buf_init(&extra, 0);
+    char params[160];
+    if (detail)
+        snprintf(params, sizeof params, "; fwd=%s; detail=%s", p->fwd ? p->fwd : "bypass", detail);
+    else
+        snprintf(params, sizeof params, "; fwd=%s", p->fwd ? p->fwd : "bypass");
+    preq_cache_status(p, &extra, NULL, 0, params);
+    buf_printf(&extra, "Via: %s\r\n", p->pw->px->via);
+    http_conn_set_log_tag(c, "error");
+    preq_ref(p); /* http_resp_simple may end the connection (and p's reference) */
+    http_resp_simple(c, status, extra.data, "text/plain", body, strlen(body));
+    buf_free(&extra);
+    preq_end(p);
+    preq_unref(p);
+}
+
+/* GET /.cdn/health and friends. Returns true when handled. */
+static bool control(preq_t *p)
+{
+    http_req_t *r = p->req;
+    if (r->path_len < 6 || memcmp(r->target, "/.cdn/", 6) != 0)
+        return false;
+    p->fwd = NULL;
+    http_conn_set_log_tag(p->c, "control");
+    if (r->path_len == 12 && memcmp(r->target, "/.cdn/health", 12) == 0) {
+        http_resp_simple(p->c, 200, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
+    } else {
+        http_resp_simple(p->c, 404, "Cache-Control: no-store\r\n", "text/plain", "unknown control path\n", 21);
+    }
+    preq_end(p);
+    return true;
+}
+
+static void on_request(http_conn_t *c, http_req_t *req, void *ud)
+{
+    proxy_worker_t *pw = ud;
+    preq_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        http_resp_simple(c, 503, NULL, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    atomic_init(&p->refs, 1);
+    p->pw = pw;
+    p->c = c;
+    p->req = req;
+    buf_init(&p->key, pw->px->cfg->max_uri_size + 512);
+    http_conn_on_abort(c, on_abort, p);
+    preq_ref(p); /* ours, for the rest of this function */
+    if (control(p))
+        goto out;
+    http_slice_t host = { "", 0 };
+    http_fields_get(&req->hdrs, "host", &host);
+    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
+    if (rc) {
+        p->fwd = "bypass";
+        preq_respond(p, rc == -E2BIG ? 414 : 400, "bad-target", "invalid request target\n");
+        goto out;
+    }
+    hash_cache_key(p->key.data, p->key.len, p->hash);
+    policy_req_parse(&p->pol, req->method, &req->hdrs);
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
+        if (hit_try(p))
+            goto out;
+        if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED) {
+            preq_respond(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
+            goto out;
+        }
+        stream_fill(p);
+    } else {
+        p->fwd = "method";
+        stream_private(p, false);
+    }
+out:
+    preq_unref(p);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    proxy_worker_t *pw = t->data;
+    store_reader_flush_touches(pw->rd);
+}
+
+static void *w_init(worker_t *w, void *ud)
+{
+    proxy_t *px = ud;
+    const config_t *cfg = px->cfg;
+    proxy_worker_t *pw = calloc(1, sizeof *pw);
+    if (!pw)
+        return NULL;
+    pw->px = px;
+    pw->w = w;
+    http_server_opts_t so = {
+        .max_header_size = cfg->max_header_size,
+        .max_uri_size = cfg->max_uri_size,
+        .max_body_size = cfg->max_body_size,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .send_timeout_ms = cfg->send_timeout_ms,
+        .max_connections = cfg->max_connections,
+        .on_request = on_request,
+        .ud = pw,
+    };
+    upstream_opts_t uo = {
+        .connect_timeout_ms = cfg->origin_connect_timeout_ms,
+        .timeout_ms = cfg->origin_timeout_ms,
+        .max_header_size = 64 * 1024,
+    };
+    pw->srv = http_server_new(w, &so);
+    pw->up = upstream_new(worker_loop(w), &uo);
+    pw->rd = store_reader_new(px->store);
+    if (!pw->srv || !pw->up || !pw->rd) {
+        log_error("worker %u: set-up failed", worker_index(w));
+        if (pw->up) {
+            upstream_close(pw->up);
+            uv_run(worker_loop(w), UV_RUN_NOWAIT);
+            upstream_free(pw->up);
+        }
+        http_server_free(pw->srv);
+        if (pw->rd)
+            store_reader_free(pw->rd);
+        free(pw);
+        return NULL;
+    }
+    uv_timer_init(worker_loop(w), &pw->tick);
+    pw->tick.data = pw;
+    uv_timer_start(&pw->tick, on_tick, TICK_MS, TICK_MS);
+    return pw;
+}
+
+static void w_connection(worker_t *w, uv_tcp_t *listener)
+{
+    proxy_worker_t *pw = worker_state(w);
+    http_server_accept(pw->srv, listener);
+}
+
+static void w_stopping(worker_t *w, void *state, void *ud)
+{
+    proxy_worker_t *pw = state;
+    http_server_stop(pw->srv);
+}
+
+static void w_close(worker_t *w, void *state, void *ud)
+{
+    proxy_worker_t *pw = state;
+    http_server_close_all(pw->srv);
+    job_close_all(pw);
+    upstream_close(pw->up);
+    store_reader_flush_touches(pw->rd);
+    uv_close((uv_handle_t *)&pw->tick, NULL);
+}
+
+static void w_fini(worker_t *w, void *state, void *ud)
+{
+    proxy_worker_t *pw = state;
+    store_reader_free(pw->rd);
+    upstream_free(pw->up);
+    http_server_free(pw->srv);
+    free(pw);
+}
+
+int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
+{
+    proxy_t *px = calloc(1, sizeof *px);
+    if (!px) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    px->cfg = cfg;
+    policy_opts_init(&px->popts);
+    size_t ol = strlen(cfg->origin);
+    while (ol && cfg->origin[ol - 1] == '/')
+        ol--;
+    if (ol >= sizeof px->origin || (strncmp(cfg->origin, "http://", 7) && strncmp(cfg->origin, "https://", 8))) {
+        snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", cfg->origin);
+        free(px);
+        return -1;
+    }
+    memcpy(px->origin, cfg->origin, ol);
+    snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
+    store_opts_t so = {
+        .dir = cfg->cache_dir,
+        .size = cfg->cache_size,
+        .sync_commit = cfg->cache_sync == CONFIG_SYNC_COMMIT,
+    };
+    if (store_open(&px->store, &so, err, errlen)) {
+        free(px);
+        return -1;
+    }
+    px->fetches = fetch_table_new();
+    px->hooks = (worker_hooks_t){
+        .init = w_init,
+        .on_connection = w_connection,
+        .stopping = w_stopping,
+        .close = w_close,
+        .fini = w_fini,
+        .ud = px,
+    };
+    *out = px;
+    return 0;
+}
+
+const worker_hooks_t *proxy_hooks(proxy_t *p)
+{
+    return &p->hooks;
+}
+
+void proxy_free(proxy_t *px)
+{
+    if (!px)
+        return;
+    store_close(px->store);
+    fetch_table_free(px->fetches);
+    free(px);
+}

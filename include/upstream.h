@@ -1,0 +1,80 @@
+/* upstream: HTTP requests to shields and origins through libcurl's multi
+ * socket interface, driven by a worker's libuv loop.
+ *
+ * One upstream_t per worker; every callback runs on that worker's thread.
+ * libcurl keeps a pool of connections per upstream_t, so requests to the
+ * same origin reuse them. Nothing here blocks: no curl_easy_perform. */
+#ifndef CDN_UPSTREAM_H
+#define CDN_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http_fields.h"
+
+typedef struct upstream upstream_t;
+typedef struct upstream_req upstream_req_t;
+
+enum {
+    UPSTREAM_OK = 0,
+    UPSTREAM_ECONNECT = -1,   /* could not connect (refused, unreachable, DNS) */
+    UPSTREAM_ETIMEOUT = -2,   /* connect or total timeout */
+    UPSTREAM_EPROTO = -3,     /* malformed or oversized response */
+    UPSTREAM_EIO = -4,        /* connection broke mid-response */
+    UPSTREAM_EABORT = -5,     /* a callback asked to stop */
+};
+
+/* Return from on_body to pause the transfer; resume with upstream_pause(false).
+ * The bytes of the call that returned it were consumed. */
+#define UPSTREAM_PAUSE 1
+
+typedef struct upstream_cbs {
+    /* The final response's status and headers (hop-by-hop fields included;
+     * obs-fold joined). hdrs is valid during the call only. Return 0, or -1
+     * to abort (on_done then reports UPSTREAM_EABORT). */
+    int (*on_headers)(void *ctx, int status, const http_fields_t *hdrs);
+    /* Body bytes, de-chunked. Return 0, UPSTREAM_PAUSE, or -1 to abort. */
+    int (*on_body)(void *ctx, const char *p, size_t n);
+    /* The end: err is UPSTREAM_OK or a negative code; msg describes it.
+     * The request is freed after this returns. */
+    void (*on_done)(void *ctx, int err, const char *msg);
+} upstream_cbs_t;
+
+typedef struct upstream_opts {
+    uint64_t connect_timeout_ms;
+    uint64_t timeout_ms;          /* whole request; 0 = none */
+    size_t max_header_size;       /* response header block bound */
+    unsigned max_idle_conns;      /* connection cache size (0 = 64) */
+} upstream_opts_t;
+
+/* Process-wide libcurl set-up and tear-down: call once from main, before
+ * any thread starts / after every thread ended. */
+void upstream_global_init(void);
+void upstream_global_cleanup(void);
+/* Create the upstream client of one loop. Returns NULL on failure. */
+upstream_t *upstream_new(uv_loop_t *loop, const upstream_opts_t *opts);
+/* Cancel every request (no callbacks) and close the loop handles; free
+ * with upstream_free after the loop has run the close callbacks. */
+void upstream_close(upstream_t *u);
+void upstream_free(upstream_t *u);
+
+/* Start a request. url is absolute (http://host:port/path?query); hdrs are
+ * sent as given (the caller strips hop-by-hop fields and sets Host if it
+ * should differ from the URL's); body/len is the request body (copied).
+ * HEAD requests expect no body. Returns the request (owned by u until
+ * on_done) or NULL, in which case no callback is ever called. */
+upstream_req_t *upstream_start(upstream_t *u, const char *method, const char *url,
+                               const http_fields_t *hdrs, const void *body, size_t len,
+                               const upstream_cbs_t *cbs, void *ctx);
+/* Stop a request; no callback is called afterwards. Safe inside callbacks. */
+void upstream_cancel(upstream_req_t *r);
+/* Pause or resume receiving. Resuming may deliver buffered body at once. */
+void upstream_pause(upstream_req_t *r, bool paused);
+/* Number of requests in flight. */
+unsigned upstream_active(const upstream_t *u);
+/* Text for an error code. */
+const char *upstream_strerror(int err);
+
+#endif
