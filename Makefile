@@ -46,7 +46,7 @@ UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
 TEST_INC   := -Itests/integration -Iloadtest
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 
-.PHONY: all deps deps-check test unit integration run bench clean config-table
+.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme
 all: $(BIN)/edge $(BIN)/origin
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
@@ -90,7 +90,7 @@ deps-check:
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit integration check-readme
 
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
@@ -106,8 +106,17 @@ bench: deps-check
 	@$(MAKE) --no-print-directory all
 	@./loadtest/bench.sh $(BIN)
 
-config-table: $(BIN)/edge
-	$(BIN)/edge --config-markdown
+# The README's configuration table is generated from the settings table.
+README_TABLE = awk -v t="$$tbl" '/<!-- config-table:begin -->/{print; print t; skip=1; next} \
+	/<!-- config-table:end -->/{skip=0} !skip' README.md
+
+readme-table: $(BIN)/edge
+	@tbl="$$($(BIN)/edge --config-markdown)"; $(README_TABLE) > README.md.tmp && mv README.md.tmp README.md
+
+check-readme: $(BIN)/edge
+	@tbl="$$($(BIN)/edge --config-markdown)"; $(README_TABLE) | cmp -s - README.md \
+	  || { echo "README.md configuration table is stale: run make readme-table"; exit 1; }
+	@echo "README configuration table is current"
 
 clean:
 	rm -rf build bin var

@@ -38,7 +38,7 @@ const config_setting_t config_settings[] = {
     DUR(header_timeout, header_timeout_ms, CONFIG_ALL, "10s", 1, HOUR_MS, "time allowed to receive a request's headers and body"),
     DUR(idle_timeout, idle_timeout_ms, CONFIG_ALL, "60s", 1, 24 * HOUR_MS, "keep-alive connection idle timeout"),
     DUR(send_timeout, send_timeout_ms, CONFIG_ALL, "60s", 1, 24 * HOUR_MS, "close a connection whose client reads nothing for this long"),
-    NUM(max_connections, CONFIG_UINT, CONFIG_ALL, "10000", 1, 1000000, "open client connections per node; further accepts wait"),
+    NUM(max_connections, CONFIG_UINT, CONFIG_ALL, "10000", 1, 1000000, "open client connections per worker thread; connections beyond it are closed at once"),
     STR(access_log, CONFIG_ALL, "stderr", "access log: stderr, off, or a file path (appended)"),
     ENUM(log_level, CONFIG_ALL, "info", "error|warn|info|debug", "error log verbosity (to stderr)"),
     NUM(forward_host, CONFIG_BOOL, CONFIG_ALL, "on", 0, 0, "send the client's Host header upstream (off: the origin URL's host)"),

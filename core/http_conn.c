@@ -82,6 +82,7 @@ static void req_reset(http_conn_t *c)
     c->head_bytes = 0;
     c->last_cb = 0;
     c->err_status = 0;
+    c->fold_tail = false;
     c->log_tag = NULL;
 }
 
@@ -141,9 +142,27 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* llhttp 8.1 accepts obs-fold (a line starting with SP/HTAB continuing
+ * the previous field) and passes the continuation on as more value bytes.
+ * Intermediaries disagree on folded fields, which makes them a smuggling
+ * vector, so we reject them (RFC 9112 5.2 allows 400). A value piece
+ * follows a fold when the byte before it, skipping SP/HTAB, is LF; at the
+ * start of the parsed bytes, fold_tail says how the previous ones ended. */
+static bool follows_fold(const http_conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q > c->exec_start ? q[-1] == '\n' : c->fold_tail;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
+    if (follows_fold(c, at)) {
+        c->err_status = 400;
+        return -1;
+    }
     if (count_head(c, n))
         return -1;
     c->last_cb = 2;
@@ -175,6 +194,10 @@ static int check_headers(http_conn_t *c)
     http_req_t *r = &c->req;
     size_t hosts = http_fields_count(&r->hdrs, "host");
     if (hosts > 1 || (hosts == 0 && r->http_major == 1 && r->http_minor >= 1))
+        return 400;
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing
+     * (a 1.0 hop would read the body differently): refuse it. */
+    if (r->http_major == 1 && r->http_minor == 0 && http_fields_get(&r->hdrs, "transfer-encoding", NULL))
         return 400;
     if (r->method == HTTP_CONNECT)
         return 405;
@@ -270,6 +293,17 @@ static void dispatch(http_conn_t *c)
     c->srv->opts.on_request(c, &c->req, c->srv->opts.ud);
 }
 
+/* Remember whether data ends in LF + SP/HTAB*, for a value piece that
+ * starts the next read (see follows_fold). */
+static void note_fold_tail(http_conn_t *c, const char *data, size_t len)
+{
+    const char *q = data + len;
+    while (q > data && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > data)
+        c->fold_tail = q[-1] == '\n';
+}
+
 /* Parse what we have, dispatching complete requests; loops (rather than
  * recursing) while responses finish synchronously, so a client that
  * pipelines thousands of requests cannot grow the stack. */
@@ -278,8 +312,10 @@ void conn_process(http_conn_t *c, const char *data, size_t len, bool from_saved)
     while (c->state == CONN_IDLE || c->state == CONN_READING) {
         if (len == 0)
             break;
+        c->exec_start = data;
         llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
         if (e == HPE_OK) {
+            note_fold_tail(c, data, len);
             if (from_saved)
                 buf_reset(&c->saved);
             return;

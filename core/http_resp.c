@@ -216,8 +216,9 @@ void conn_error(http_conn_t *c, int status, const char *body)
     size_t blen = strlen(body);
     buf_printf(h,
                "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-               "Connection: close\r\nDate: %s\r\n\r\n",
-               status, http_reason(status), blen, http_server_date(c->srv));
+               "Connection: close\r\nDate: %s\r\n%s\r\n",
+               status, http_reason(status), blen, http_server_date(c->srv),
+               c->srv->opts.error_headers ? c->srv->opts.error_headers : "");
     uv_buf_t b[2] = { uv_buf_init(h->data, (unsigned)h->len), uv_buf_init((char *)body, (unsigned)blen) };
     c->resp_bytes = blen;
     log_request(c, status, "error");

@@ -147,7 +147,12 @@ static void on_request(http_conn_t *c, http_req_t *req, void *ud)
             preq_respond(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
             goto out;
         }
-        stream_fill(p);
+        /* no-cache asks for a response from upstream: one started before the
+         * request came (a collapsed fetch) is not that. */
+        if (strcmp(p->fwd, "request") == 0)
+            stream_private(p, true);
+        else
+            stream_fill(p);
     } else {
         p->fwd = "method";
         stream_private(p, false);
@@ -179,6 +184,7 @@ static void *w_init(worker_t *w, void *ud)
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .send_timeout_ms = cfg->send_timeout_ms,
         .max_connections = cfg->max_connections,
+        .error_headers = px->error_headers,
         .on_request = on_request,
         .ud = pw,
     };
@@ -259,6 +265,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     }
     memcpy(px->origin, cfg->origin, ol);
     snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
+    snprintf(px->error_headers, sizeof px->error_headers, "Cache-Status: %s; fwd=bypass; detail=bad-request\r\nVia: %s\r\n",
+             cfg->name, px->via);
     store_opts_t so = {
         .dir = cfg->cache_dir,
         .size = cfg->cache_size,

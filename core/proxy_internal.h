@@ -27,6 +27,7 @@ struct proxy {
     worker_hooks_t hooks;
     char origin[512];          /* origin base URL without a trailing '/' */
     char via[96];              /* our Via member: "1.1 NAME" */
+    char error_headers[256];   /* on errors the HTTP server answers itself */
 };
 
 typedef struct fjob fjob_t;

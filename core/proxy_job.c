@@ -21,7 +21,8 @@
 
 struct fjob {
     atomic_int refs;
-    proxy_worker_t *pw;
+    proxy_worker_t *pw;        /* the owner's state: gone once the worker has stopped */
+    worker_t *w;               /* the owner: valid as long as the store (see worker_group_free) */
     proxy_t *px;
     fjob_t *next, *prev;       /* pw->jobs, while the transfer runs */
     bool linked;
@@ -220,7 +221,7 @@ static void on_invalidated(void *ctx, int status)
     fjob_t *j = ctx;
     if (status != STORE_OK)
         log_warn("invalidation of %.*s failed", (int)j->url_len, j->url);
-    if (worker_post(j->pw->w, held_released, j))
+    if (worker_post(j->w, held_released, j))
         job_unref(j); /* the worker is shutting down; its close failed the fetch */
 }
 
@@ -334,7 +335,7 @@ static void on_stored(void *ctx, int status)
     fjob_t *j = ctx;
     if (status != STORE_OK)
         log_warn("storing %.*s failed", (int)j->url_len, j->url);
-    if (worker_post(j->pw->w, stored_on_owner, j)) {
+    if (worker_post(j->w, stored_on_owner, j)) {
         fetch_unpublish(j->f); /* owner gone: finish here (no loop handles involved) */
         job_unref(j);
     }
@@ -398,12 +399,15 @@ void job_start(preq_t *p, fetch_t *f, bool fill)
         goto fail;
     atomic_init(&j->refs, 1);
     j->pw = pw;
+    j->w = pw->w;
     j->px = px;
     j->f = f;
     fetch_ref(f);
     j->method = req->method;
     j->fill = fill;
     j->pol = p->pol;
+    if (fill)
+        j->pol.method = HTTP_GET; /* a HEAD miss fills the cache with a GET */
     j->request_time = proxy_now();
     http_fields_init(&j->req_hdrs, 0);
     http_fields_init(&j->held_hdrs, 0);

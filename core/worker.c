@@ -338,6 +338,7 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
         snprintf(err, errlen, "a worker failed to start");
         worker_group_stop(g);
         worker_group_run(g);
+        worker_group_free(g);
         *out = NULL;
         return UV_EINVAL;
     }
@@ -373,13 +374,20 @@ void worker_group_run(worker_group_t *g)
             free(m);
             m = next;
         }
-        pthread_mutex_destroy(&w->mu);
-        uv_sem_destroy(&w->ready);
+        w->head = w->tail = NULL;
         buf_free(&w->logbuf);
     }
     uv_walk(&g->main_loop, close_handle, NULL);
     uv_run(&g->main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&g->main_loop);
+}
+
+void worker_group_free(worker_group_t *g)
+{
+    for (unsigned i = 0; i < g->n; i++) {
+        pthread_mutex_destroy(&g->w[i].mu);
+        uv_sem_destroy(&g->w[i].ready);
+    }
     free(g->w);
     free(g);
 }

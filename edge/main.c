@@ -68,7 +68,8 @@ int main(int argc, char **argv)
     printf("listening on %s\n", worker_group_address(g));
     fflush(stdout);
     worker_group_run(g);
-    proxy_free(px);
+    proxy_free(px); /* the store's last callbacks may still post to the workers */
+    worker_group_free(g);
     upstream_global_cleanup();
     log_close();
     return 0;

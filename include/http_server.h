@@ -43,6 +43,10 @@ typedef struct http_server_opts {
     size_t max_header_size, max_uri_size, max_body_size;
     uint64_t header_timeout_ms, idle_timeout_ms, send_timeout_ms;
     unsigned max_connections;   /* per worker */
+    /* Header lines added to the errors the server itself answers (400, 408,
+     * 413, 414, 431...), e.g. the node's Cache-Status; may be NULL. Borrowed:
+     * must outlive the server. */
+    const char *error_headers;
     /* Called on the worker thread with a complete request. The handler must
      * eventually finish the response (http_resp_finish) unless the abort
      * callback it set is called first. */

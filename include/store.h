@@ -22,6 +22,9 @@
 
 #define STORE_CHUNK_SIZE (256 * 1024)
 #define STORE_INLINE_MAX (16 * 1024)
+/* Bound on url_len + meta_len of one object: a larger put completes with
+ * STORE_ERROR. */
+#define STORE_META_MAX (1024 * 1024)
 
 enum {
     STORE_OK = 0,
@@ -44,6 +47,7 @@ typedef struct store_opts {
     bool sync_commit;      /* fsync at every commit (else MDB_NOSYNC) */
     unsigned max_readers;  /* reader slots (0 = 126) */
     unsigned batch_ms;     /* how long the writer may gather operations (0 = 5) */
+    unsigned high_water_pct; /* evict above this % of the map (0 = 80; clamped to 10..99) */
 } store_opts_t;
 
 typedef struct store_stats {
@@ -53,6 +57,9 @@ typedef struct store_stats {
     uint64_t commits;      /* writer transactions committed since open */
     uint64_t puts, deletes;
     uint64_t map_size;
+    uint64_t bytes_max;    /* high-water mark: bytes is kept at or under it */
+    uint64_t object_max;   /* accounted size of the largest object a put accepts */
+    uint64_t map_full;     /* batches that hit MDB_MAP_FULL (then evicted harder and retried) */
 } store_stats_t;
 
 /* Open (or create) the cache in opts->dir and start the writer thread.
@@ -106,7 +113,8 @@ void store_reader_flush_touches(store_reader_t *r);
  * transaction committed (status STORE_OK) or failed. Keep it short: post
  * to a loop thread for real work. */
 typedef void (*store_done_fn)(void *ctx, int status);
-/* Copy len bytes of the body starting at off into dst; run on the writer thread. */
+/* Copy len bytes of the body starting at off into dst; run on the writer thread.
+ * The same range may be asked for again if a batch is retried. */
 typedef void (*store_body_fn)(void *ctx, uint64_t off, void *dst, size_t len);
 
 typedef struct store_put {
@@ -122,10 +130,11 @@ typedef struct store_put {
 } store_put_t;
 
 /* Queue a put that replaces any object at key. Returns STORE_OK (done will
- * be called exactly once) or STORE_CLOSED (done is never called). */
+ * be called exactly once) or STORE_CLOSED (done is never called).
+ * Also STORE_ERROR (done never called) when out of memory. */
 int store_put(store_t *s, const store_put_t *p);
 /* Queue deletion of every variant of the URL hash (variant ids ignored).
- * done as for store_put. */
+ * done as for store_put; STORE_OK also when nothing matched. */
 int store_delete_url(store_t *s, const uint8_t hash[16], store_done_fn done, void *ctx);
 /* Queue deletion of exactly one key. */
 int store_delete(store_t *s, const store_key_t *key, store_done_fn done, void *ctx);

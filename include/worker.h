@@ -40,9 +40,13 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
                        const worker_hooks_t *hooks, char *err, size_t errlen);
 /* The bound address as "HOST:PORT"; valid for the group's life. */
 const char *worker_group_address(const worker_group_t *g);
-/* Block until SIGINT/SIGTERM (or worker_group_stop), then stop every worker,
- * join the threads and free the group. */
+/* Block until SIGINT/SIGTERM (or worker_group_stop), then stop every worker
+ * and join the threads. Posting to a stopped worker fails cleanly (-1) until
+ * worker_group_free, so free the group only after everything that might
+ * still post to it (the store's writer thread) has stopped. */
 void worker_group_run(worker_group_t *g);
+/* Free a group that has run. */
+void worker_group_free(worker_group_t *g);
 /* Ask the group to stop (thread-safe, async-signal-unsafe). */
 void worker_group_stop(worker_group_t *g);
 /* Number of workers and the i-th one. */

@@ -1,0 +1,416 @@
+/* store_writer: the one thread that writes to the cache.
+ *
+ * Any thread queues operations (store_put, store_delete*, touches, sync
+ * barriers); the writer gathers them for up to batch_ms, applies them in
+ * one write transaction and commits, then runs each done callback. One
+ * fsync (at most) covers the whole batch, and a reader never sees part of
+ * an object: its record, chunks and LRU entries commit together.
+ *
+ * Staying writable when the cache is full, in three steps:
+ * 1. Before a batch whose puts would take the accounted bytes past the
+ *    high-water mark (80% of the map by default), evict in transactions of
+ *    its own down to the low-water mark (5% of the map lower) minus what
+ *    the batch adds. Pages freed by a txn only serve later txns, which is
+ *    why eviction cannot share the batch's txn. The 20% left above the
+ *    mark absorbs copy-on-write pages, LMDB's freelist, pages pinned by
+ *    readers and estimate error.
+ * 2. If the commit still fails with MDB_MAP_FULL (a reader pinned old
+ *    pages, or the estimate was low): abort, evict a further 20% of the
+ *    map, retry the batch once.
+ * 3. If that fails too, apply the operations one per transaction, so only
+ *    those that cannot fit fail (done gets STORE_ERROR, logged).
+ * An object whose accounted size exceeds object_max (a quarter of the map,
+ * at most half the high-water mark) is refused before any transaction. */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Operations per batch at most, whatever their size (touch lists, deletes). */
+#define BATCH_MAX_OPS 4096
+
+typedef struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} sync_wait_t;
+
+int store_enqueue(store_t *s, store_op_t *op)
+{
+    int rc = STORE_OK;
+    op->next = NULL;
+    if (!op->failed)
+        op->status = STORE_ERROR; /* until its transaction commits */
+    pthread_mutex_lock(&s->q_mu);
+    if (s->closing) {
+        rc = STORE_CLOSED;
+        goto out;
+    }
+    *s->q_tail = op;
+    s->q_tail = &op->next;
+    s->q_len++;
+    if (op->kind == STORE_OP_PUT && !op->failed)
+        s->q_cost += op->cost;
+    if (op->kind == STORE_OP_SYNC)
+        s->q_barriers++;
+    pthread_cond_signal(&s->q_cv);
+out:
+    pthread_mutex_unlock(&s->q_mu);
+    return rc;
+}
+
+static uint64_t op_cost(const store_op_t *op)
+{
+    return op->kind == STORE_OP_PUT && !op->failed ? op->cost : 0;
+}
+
+int store_put(store_t *s, const store_put_t *p)
+{
+    size_t extra = 0;
+    bool bad = p->url_len > STORE_META_MAX || p->meta_len > STORE_META_MAX ||
+               p->url_len + p->meta_len > STORE_META_MAX || (p->url_len && !p->url) ||
+               (p->meta_len && !p->meta) || (p->body_len && !p->body);
+    if (!bad)
+        extra = p->url_len + p->meta_len;
+    store_op_t *op = calloc(1, sizeof *op + extra);
+    if (!op)
+        return STORE_ERROR;
+    op->kind = STORE_OP_PUT;
+    store_key_encode(&p->key, op->key);
+    op->done = p->done;
+    op->ctx = p->ctx;
+    op->body = p->body;
+    op->body_len = p->body_len;
+    if (bad) {
+        log_warn("store: put refused: url+meta of %zu bytes or a missing buffer", p->url_len + p->meta_len);
+        op->failed = true;
+        op->status = STORE_ERROR;
+    } else {
+        op->url_len = p->url_len;
+        op->meta_len = p->meta_len;
+        if (p->url_len)
+            memcpy(op->data, p->url, p->url_len);
+        if (p->meta_len)
+            memcpy(op->data + p->url_len, p->meta, p->meta_len);
+        /* The first test keeps store_cost's chunk count from overflowing. */
+        op->cost = p->body_len > s->map_size ? UINT64_MAX : store_cost(s, p->url_len, p->meta_len, p->body_len);
+        if (op->cost > s->object_max) {
+            log_warn("store: object of %llu bytes refused: larger than the cache's per-object bound (%llu accounted bytes)",
+                     (unsigned long long)p->body_len, (unsigned long long)s->object_max);
+            op->failed = true;
+            op->status = STORE_ERROR;
+        }
+    }
+    int rc = store_enqueue(s, op);
+    if (rc != STORE_OK)
+        free(op);
+    return rc;
+}
+
+static int queue_simple(store_t *s, int kind, const uint8_t *key, size_t keylen, store_done_fn done, void *ctx)
+{
+    store_op_t *op = calloc(1, sizeof *op);
+    if (!op)
+        return STORE_ERROR;
+    op->kind = kind;
+    if (key)
+        memcpy(op->key, key, keylen);
+    op->done = done;
+    op->ctx = ctx;
+    int rc = store_enqueue(s, op);
+    if (rc != STORE_OK)
+        free(op);
+    return rc;
+}
+
+int store_delete_url(store_t *s, const uint8_t hash[16], store_done_fn done, void *ctx)
+{
+    return queue_simple(s, STORE_OP_DELETE_URL, hash, 16, done, ctx);
+}
+
+int store_delete(store_t *s, const store_key_t *key, store_done_fn done, void *ctx)
+{
+    uint8_t k[STORE_KEY_LEN];
+    store_key_encode(key, k);
+    return queue_simple(s, STORE_OP_DELETE, k, sizeof k, done, ctx);
+}
+
+static void sync_done(void *ctx, int status)
+{
+    sync_wait_t *sw = ctx;
+    pthread_mutex_lock(&sw->mu);
+    sw->done = true;
+    pthread_cond_signal(&sw->cv);
+    pthread_mutex_unlock(&sw->mu);
+}
+
+void store_sync(store_t *s)
+{
+    sync_wait_t sw = { .done = false };
+    pthread_mutex_init(&sw.mu, NULL);
+    pthread_cond_init(&sw.cv, NULL);
+    if (queue_simple(s, STORE_OP_SYNC, NULL, 0, sync_done, &sw) == STORE_OK) {
+        pthread_mutex_lock(&sw.mu);
+        while (!sw.done)
+            pthread_cond_wait(&sw.cv, &sw.mu);
+        pthread_mutex_unlock(&sw.mu);
+    }
+    pthread_mutex_destroy(&sw.mu);
+    pthread_cond_destroy(&sw.cv);
+}
+
+/* --- applying operations --- */
+
+static int apply_put(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
+{
+    int rc = store_obj_delete(s, txn, w, op->key);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    store_rec_t h = {
+        .url_len = (uint32_t)op->url_len,
+        .meta_len = (uint32_t)op->meta_len,
+        .nchunks = store_nchunks(op->body_len),
+        .oid = w->st.next_oid++,
+        .body_len = op->body_len,
+        .cost = op->cost,
+    };
+    size_t inl = h.nchunks ? 0 : (size_t)op->body_len;
+    MDB_val k = { STORE_KEY_LEN, op->key }, v = { STORE_REC_HDR + op->url_len + op->meta_len + inl, NULL };
+    /* MDB_RESERVE: the body goes straight from the caller into the map. */
+    if ((rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE)) != 0)
+        return rc;
+    uint8_t *p = v.mv_data;
+    store_rec_encode(p, &h);
+    p += STORE_REC_HDR;
+    if (op->url_len + op->meta_len)
+        memcpy(p, op->data, op->url_len + op->meta_len);
+    if (inl)
+        op->body(op->ctx, 0, p + op->url_len + op->meta_len, inl);
+    for (uint32_t i = 0; i < h.nchunks; i++) {
+        uint8_t ck[STORE_CKEY_LEN];
+        uint64_t off = (uint64_t)i * STORE_CHUNK_SIZE;
+        size_t n = op->body_len - off < STORE_CHUNK_SIZE ? (size_t)(op->body_len - off) : STORE_CHUNK_SIZE;
+        store_ckey_encode(h.oid, i, ck);
+        MDB_val cv = { sizeof ck, ck }, dv = { n, NULL };
+        /* Object ids only grow: appending fills chunk-tree pages fully. */
+        if ((rc = mdb_put(txn, s->db_chunk, &cv, &dv, MDB_RESERVE | MDB_APPEND)) != 0)
+            return rc;
+        op->body(op->ctx, off, dv.mv_data, n);
+    }
+    if ((rc = store_lru_link(s, txn, w, op->key)) != 0)
+        return rc;
+    w->st.bytes += op->cost;
+    w->st.objects++;
+    w->puts++;
+    return 0;
+}
+
+/* Every variant of a URL hash: keys sharing the 16-byte prefix are adjacent. */
+static int apply_delete_url(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t hash[16])
+{
+    MDB_cursor *c = NULL;
+    uint8_t key[STORE_KEY_LEN];
+    int rc = mdb_cursor_open(txn, s->db_obj, &c);
+    if (rc)
+        goto out;
+    memcpy(key, hash, 16);
+    memset(key + 16, 0, 8);
+    for (;;) {
+        MDB_val k = { sizeof key, key }, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != STORE_KEY_LEN || memcmp(k.mv_data, hash, 16) != 0))) {
+            rc = 0;
+            break;
+        }
+        if (rc)
+            goto out;
+        memcpy(key, k.mv_data, sizeof key);
+        if ((rc = store_obj_delete(s, txn, w, key)) != 0)
+            goto out;
+        w->deletes++;
+    }
+out:
+    if (c)
+        mdb_cursor_close(c);
+    return rc;
+}
+
+static int apply_op(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
+{
+    int rc = 0;
+    if (op->failed)
+        return 0;
+    switch (op->kind) {
+    case STORE_OP_PUT:
+        rc = apply_put(s, txn, w, op);
+        break;
+    case STORE_OP_DELETE:
+        rc = store_obj_delete(s, txn, w, op->key);
+        if (rc == 0)
+            w->deletes++;
+        else if (rc == MDB_NOTFOUND)
+            rc = 0; /* deleting nothing succeeds: purges are idempotent */
+        break;
+    case STORE_OP_DELETE_URL:
+        rc = apply_delete_url(s, txn, w, op->key);
+        break;
+    case STORE_OP_TOUCH:
+        rc = store_lru_touch(s, txn, w, op->data, op->ntouch);
+        break;
+    case STORE_OP_SYNC:
+        break;
+    }
+    return rc;
+}
+
+/* Apply ops [first, end) in one transaction and commit. On success each
+ * op's status is STORE_OK (or what it was refused with). */
+static int run_txn(store_t *s, store_op_t *first, store_op_t *end)
+{
+    MDB_txn *txn = NULL;
+    store_work_t w;
+    int rc = store_txn_begin(s, &txn, &w);
+    if (rc)
+        goto out;
+    for (store_op_t *op = first; op != end; op = op->next)
+        if ((rc = apply_op(s, txn, &w, op)) != 0)
+            goto out;
+    rc = store_txn_commit(s, txn, &w);
+    txn = NULL;
+    if (rc)
+        goto out;
+    for (store_op_t *op = first; op != end; op = op->next)
+        if (!op->failed)
+            op->status = STORE_OK;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+static uint64_t sat_sub(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static void process_batch(store_t *s, store_op_t *batch)
+{
+    uint64_t need = 0;
+    size_t nops = 0;
+    for (store_op_t *op = batch; op; op = op->next, nops++)
+        need += op_cost(op);
+    if (s->st.bytes + need > s->high_water)
+        store_evict(s, sat_sub(s->low_water, need), "high-water");
+    int rc = run_txn(s, batch, NULL);
+    if (rc == MDB_MAP_FULL) {
+        s->wstats.map_full++;
+        log_warn("store: map full at %llu accounted bytes; evicting a further 20%% and retrying",
+                 (unsigned long long)s->st.bytes);
+        store_evict(s, sat_sub(sat_sub(s->high_water, s->map_size / 5), need), "map full");
+        rc = run_txn(s, batch, NULL);
+    }
+    if (rc) {
+        size_t failed = 0;
+        for (store_op_t *op = batch; op; op = op->next) {
+            if (op->failed || op->kind == STORE_OP_SYNC) {
+                op->status = op->failed ? op->status : STORE_OK;
+                continue;
+            }
+            if (run_txn(s, op, op->next) != 0) {
+                op->status = STORE_ERROR;
+                failed++;
+            }
+        }
+        log_error("store: batch of %zu operations failed (%s); applied one by one, %zu failed", nops,
+                  mdb_strerror(rc), failed);
+        store_stats_publish(s); /* map_full, even if nothing committed */
+    }
+    while (batch) {
+        store_op_t *op = batch;
+        batch = op->next;
+        if (op->done)
+            op->done(op->ctx, op->status);
+        free(op);
+    }
+}
+
+/* Take the next batch off the queue: the gathering window is over, or a
+ * barrier, shutdown or a full budget ended it. Called with q_mu held. */
+static store_op_t *take_batch(store_t *s)
+{
+    store_op_t *head = s->q_head, **tail = &s->q_head;
+    uint64_t cost = 0;
+    size_t n = 0;
+    while (*tail && n < BATCH_MAX_OPS) {
+        store_op_t *op = *tail;
+        if (n > 0 && cost + op_cost(op) > s->batch_budget)
+            break;
+        cost += op_cost(op);
+        if (op->kind == STORE_OP_SYNC)
+            s->q_barriers--;
+        n++;
+        tail = &op->next;
+    }
+    s->q_head = *tail;
+    *tail = NULL;
+    if (!s->q_head)
+        s->q_tail = &s->q_head;
+    s->q_len -= n;
+    s->q_cost -= cost;
+    return head;
+}
+
+static void *writer_main(void *arg)
+{
+    store_t *s = arg;
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        bool idle = !s->q_head;
+        while (!s->q_head && !s->closing)
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (!s->q_head)
+            break; /* closing and drained */
+        /* A backlog that built up during the last commit is a batch already;
+         * only a writer that was idle waits for company. */
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += s->batch_ms / 1000;
+        dl.tv_nsec += (long)(s->batch_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        /* Gather: more ops per commit means fewer fsyncs and page copies. */
+        while (idle && !s->closing && !s->q_barriers && s->q_cost < s->batch_budget && s->q_len < BATCH_MAX_OPS)
+            if (pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT)
+                break;
+        store_op_t *batch = take_batch(s);
+        pthread_mutex_unlock(&s->q_mu);
+        process_batch(s, batch);
+        pthread_mutex_lock(&s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
+}
+
+int store_writer_start(store_t *s)
+{
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
+        return -1;
+    s->writer_running = true;
+    return 0;
+}
+
+void store_writer_stop(store_t *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    s->closing = true;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+    if (s->writer_running)
+        pthread_join(s->writer, NULL);
+    s->writer_running = false;
+}

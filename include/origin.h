@@ -1,0 +1,94 @@
+/* origin: internals of bin/origin (loadtest/origin*.c), the small HTTP
+ * origin that tests, the demo and load tests run behind the caches.
+ *
+ * origin.c wires the server module (workers, HTTP connections, settings)
+ * and answers requests; origin_query.c turns a request's query string into
+ * the response it asks for; origin_stats.c counts requests per path for
+ * every worker thread. Not a library: nothing else links these. */
+#ifndef CDN_ORIGIN_H
+#define CDN_ORIGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http_server.h"
+
+#define ORIGIN_MAX_SIZE (1024ull * 1024 * 1024)   /* size= bound: 1 GiB */
+#define ORIGIN_MAX_DELAY_MS 600000ull             /* delay= bound: 10 min */
+#define ORIGIN_MAX_PATHS 1000000u                 /* paths counted one by one */
+
+/* What a request's query string asks for. Strings point into the params'
+ * own storage (NUL-terminated, URL-decoded) and live until
+ * origin_params_free; NULL means "parameter absent". */
+typedef struct origin_params {
+    uint64_t size;          /* size=, body bytes (default 1024) */
+    int status;             /* status= (default 200) */
+    const char *cc;         /* cc= -> Cache-Control */
+    const char *expires;    /* expires= (a valid HTTP-date) -> Expires */
+    bool has_expires_in;
+    int64_t expires_in;     /* expires_in= seconds from now (may be negative) */
+    const char *etag;       /* etag= as sent (quoted), or NULL */
+    bool etag_auto;         /* etag=auto: strong ETag from path and size */
+    const char *lm;         /* lm= (a valid HTTP-date) -> Last-Modified */
+    bool has_lm_ago;
+    int64_t lm_ago;         /* lm_ago= seconds before now */
+    const char *vary;       /* vary= -> Vary */
+    const char *sk;         /* sk= -> Surrogate-Key */
+    const char *ct;         /* ct= -> Content-Type (default text/plain) */
+    const char *cookie;     /* cookie= -> Set-Cookie */
+    uint64_t delay_ms;      /* delay= before the response */
+    bool chunked;           /* chunked=1: chunked framing */
+    bool nodate;            /* nodate=1: no Date header */
+    bool has_age;
+    uint64_t age;           /* age= -> Age */
+    buf_t extra;            /* header=Name:Value lines, "Name: Value\r\n" each */
+    char *mem;              /* owned storage of the strings above */
+} origin_params_t;
+
+/* Parse query[0, qlen) (without the '?') into p. Unknown parameters are
+ * ignored (so cache-busting ones pass). Returns 0, or -1 with a message
+ * naming the bad parameter in err; p must be freed either way. */
+int origin_params_parse(origin_params_t *p, const char *query, size_t qlen, char *err, size_t errlen);
+/* Free what origin_params_parse allocated. */
+void origin_params_free(origin_params_t *p);
+/* Find parameter name in query[0, qlen) and URL-decode its value into a
+ * malloc'd NUL-terminated string (caller frees) in *out. Returns 1 found,
+ * 0 absent, -1 bad escape. */
+int origin_query_get(const char *query, size_t qlen, const char *name, char **out);
+
+/* --- answering requests (origin_serve.c) --- */
+
+typedef struct origin_stats origin_stats_t;
+
+/* Answer an object request (any path outside /.origin/) on c: a synthetic
+ * body for GET/HEAD, a JSON echo for other methods, shaped by the query.
+ * count is the path's request count including this request (for
+ * X-Origin-Count). Finishes the response, now or later (delay=, big
+ * bodies), or stops quietly if the connection dies first. */
+void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64_t count);
+
+/* --- request counters, shared by every worker thread --- */
+
+
+/* A counter table bounded to max_paths paths (later paths are counted in
+ * one "other" bucket). Owned by the caller; free with origin_stats_free. */
+origin_stats_t *origin_stats_new(size_t max_paths);
+void origin_stats_free(origin_stats_t *s);
+/* Count one request for path with method (llhttp_method_t); returns how
+ * many requests that path (or the other bucket) has had, this one included. */
+uint64_t origin_stats_request(origin_stats_t *s, const char *path, size_t plen, int method);
+/* Add n body bytes sent for path. */
+void origin_stats_bytes(origin_stats_t *s, const char *path, size_t plen, uint64_t n);
+/* Forget every counter. */
+void origin_stats_reset(origin_stats_t *s);
+/* Append {"requests":N,"bytes":B,"paths":{...}} to out. Returns 0 or a
+ * negative errno (out of memory). */
+int origin_stats_json(origin_stats_t *s, buf_t *out);
+/* Append {"path":P,"requests":n,"bytes":b} for one path (zeros if unseen). */
+int origin_stats_path_json(origin_stats_t *s, const char *path, size_t plen, buf_t *out);
+/* Append s[0, n) to out as a JSON string literal (quotes included). */
+int origin_json_str(buf_t *out, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,180 @@
+/* The settings table and its parser: defaults, files, flags, and the
+ * error messages (file:line and what was expected). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char path[64];
+
+static const char *write_file(const char *text)
+{
+    strcpy(path, "/tmp/cdn-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void cleanup(void)
+{
+    if (path[0])
+        unlink(path);
+    path[0] = '\0';
+}
+
+TestSuite(config, .fini = cleanup);
+
+Test(config, defaults)
+{
+    config_t c;
+    config_defaults(&c, CONFIG_EDGE);
+    cr_assert_str_eq(c.name, "edge-1");
+    cr_assert_str_eq(c.listen, "127.0.0.1:8080");
+    cr_assert_eq(c.cache_size, 1ull << 30);
+    cr_assert_eq(c.max_object_size, 64ull << 20);
+    cr_assert_eq(c.max_header_size, 16384);
+    cr_assert_eq(c.max_uri_size, 8192);
+    cr_assert_eq(c.max_body_size, 16ull << 20);
+    cr_assert_eq(c.header_timeout_ms, 10000);
+    cr_assert_eq(c.idle_timeout_ms, 60000);
+    cr_assert_eq(c.workers, 0);
+    cr_assert(c.forward_host);
+    cr_assert_eq(c.cache_sync, CONFIG_SYNC_COMMIT);
+}
+
+Test(config, good_file)
+{
+    config_t c;
+    char err[256];
+    config_defaults(&c, CONFIG_EDGE);
+    const char *f = write_file("# a node\n"
+                               "name = edge-eu-1   # trailing comment\n"
+                               "\n"
+                               "  cache_size=2G\n"
+                               "max_object_size = 512K\n"
+                               "header_timeout = 250ms\n"
+                               "idle_timeout = 2m\n"
+                               "access_log = \"/tmp/x # not a comment\"\n"
+                               "forward_host = off\n"
+                               "cache_sync = none\n"
+                               "listen = [::1]:0\n");
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, f, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(c.name, "edge-eu-1");
+    cr_assert_eq(c.cache_size, 2ull << 30);
+    cr_assert_eq(c.max_object_size, 512 * 1024);
+    cr_assert_eq(c.header_timeout_ms, 250);
+    cr_assert_eq(c.idle_timeout_ms, 120000);
+    cr_assert_str_eq(c.access_log, "/tmp/x # not a comment");
+    cr_assert_not(c.forward_host);
+    cr_assert_eq(c.cache_sync, CONFIG_SYNC_NONE);
+    cr_assert_str_eq(c.listen, "[::1]:0");
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+    config_t c;
+    char err[256] = "";
+    config_defaults(&c, CONFIG_EDGE);
+    const char *f = write_file(text);
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, f, err, sizeof err), -1, "accepted: %s", text);
+    char where[96];
+    snprintf(where, sizeof where, "%s:", f);
+    cr_assert(strstr(err, where) == err, "no file name in: %s", err);
+    cr_assert(strstr(err, needle), "expected '%s' in: %s", needle, err);
+    cleanup();
+}
+
+Test(config, bad_files_name_file_line_and_expectation)
+{
+    expect_error("name = a\nbogus = 1\n", ":2: unknown setting 'bogus'");
+    expect_error("cache_size = lots\n", ":1: cache_size: expected a size");
+    expect_error("\n\nheader_timeout = 10 s\n", ":3: header_timeout: expected a duration");
+    expect_error("workers = -1\n", "workers: expected an unsigned integer");
+    expect_error("workers = 100000\n", "out of range");
+    expect_error("cache_size = 10\n", "out of range");
+    expect_error("cache_sync = sometimes\n", "expected commit|none");
+    expect_error("forward_host = maybe\n", "expected on or off");
+    expect_error("listen = 127.0.0.1\n", "expected host:port");
+    expect_error("listen = 127.0.0.1:70000\n", "expected host:port");
+    expect_error("just words\n", ":1: expected 'key = value'");
+    expect_error("= 5\n", "expected a key");
+    expect_error("[bogus]\n", ":1: unknown section");
+}
+
+Test(config, missing_file)
+{
+    config_t c;
+    char err[256];
+    config_defaults(&c, CONFIG_EDGE);
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, "/nonexistent/cdn.conf", err, sizeof err), -1);
+    cr_assert(strstr(err, "/nonexistent/cdn.conf: cannot open"));
+}
+
+Test(config, flags_win_over_file_whatever_the_order)
+{
+    config_t c;
+    char err[256];
+    config_defaults(&c, CONFIG_EDGE);
+    const char *f = write_file("name = from-file\nregion = eu\n");
+    char *argv[] = { "edge", "--name=from-flag", "-c", (char *)f, "--max-uri-size=1K", NULL };
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 5, argv, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(c.name, "from-flag");
+    cr_assert_str_eq(c.region, "eu");
+    cr_assert_eq(c.max_uri_size, 1024);
+}
+
+Test(config, bad_flags)
+{
+    config_t c;
+    char err[256];
+    config_defaults(&c, CONFIG_EDGE);
+    char *a1[] = { "edge", "--cache-size=huge", NULL };
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a1, err, sizeof err), -1);
+    cr_assert(strstr(err, "--cache_size: cache_size: expected a size"), "%s", err);
+    char *a2[] = { "edge", "stray", NULL };
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a2, err, sizeof err), -1);
+    char *a3[] = { "edge", "-c", NULL };
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a3, err, sizeof err), -1);
+}
+
+Test(config, parse_helpers)
+{
+    uint64_t v;
+    cr_assert_eq(config_parse_size("16K", &v), 0);
+    cr_assert_eq(v, 16384);
+    cr_assert_eq(config_parse_size("1MiB", &v), 0);
+    cr_assert_eq(v, 1 << 20);
+    cr_assert_eq(config_parse_size("99999999999999999999", &v), -1);
+    cr_assert_eq(config_parse_size("18446744073709551615G", &v), -1);
+    cr_assert_eq(config_parse_size("", &v), -1);
+    cr_assert_eq(config_parse_duration("5", &v), 0);
+    cr_assert_eq(v, 5000);
+    cr_assert_eq(config_parse_duration("1h", &v), 0);
+    cr_assert_eq(v, 3600000);
+    cr_assert_eq(config_parse_duration("1w", &v), -1);
+    char host[64];
+    unsigned port;
+    cr_assert_eq(config_parse_addr("127.0.0.2:99", host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "127.0.0.2");
+    cr_assert_eq(port, 99);
+    cr_assert_eq(config_parse_addr(":80", host, sizeof host, &port), -1);
+}
+
+Test(config, markdown_table_lists_every_setting)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    config_print_markdown(m, CONFIG_EDGE);
+    fclose(m);
+    for (const config_setting_t *s = config_settings; s->key; s++) {
+        char cell[96];
+        snprintf(cell, sizeof cell, "| `%s` | `%s` |", s->key, s->def);
+        cr_assert(strstr(buf, cell), "missing %s", cell);
+    }
+    free(buf);
+}
