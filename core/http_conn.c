@@ -83,6 +83,7 @@ static void req_reset(http_conn_t *c)
     c->last_cb = 0;
     c->err_status = 0;
     c->fold_tail = false;
+    c->in_trailers = false;
     c->log_tag = NULL;
 }
 
@@ -130,6 +131,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     int rc;
     if (count_head(c, n + (c->last_cb != 1 ? 4 : 0)))
         return -1;
+    if (c->in_trailers)
+        return 0; /* counted against the bound, never merged into the headers */
     if (c->last_cb != 1)
         rc = http_fields_add(&c->req.hdrs, at, n, "", 0);
     else
@@ -165,6 +168,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     }
     if (count_head(c, n))
         return -1;
+    if (c->in_trailers)
+        return 0;
     c->last_cb = 2;
     if (http_fields_extend_value(&c->req.hdrs, at, n)) {
         c->err_status = 431;
@@ -177,7 +182,7 @@ static int on_header_value_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     http_fields_t *h = &c->req.hdrs;
-    if (!h->n)
+    if (!h->n || c->in_trailers)
         return 0;
     /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
     http_field_t *f = &h->f[h->n - 1];
@@ -216,6 +221,9 @@ static int on_headers_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     http_req_t *r = &c->req;
+    /* Fields after the body (chunked trailers) are not header fields: a
+     * proxy must not merge them into the request it forwards (RFC 9110 6.5.1). */
+    c->in_trailers = true;
     r->method = llhttp_get_method(p);
     r->method_name = llhttp_method_name((llhttp_method_t)r->method);
     r->http_major = llhttp_get_http_major(p);

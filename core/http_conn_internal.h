@@ -40,6 +40,7 @@ struct http_conn {
     int last_cb;              /* 1 after a header-field piece, 2 after a value piece */
     int err_status;           /* status chosen by a parser callback on error */
     const char *exec_start;   /* start of the bytes being parsed (obs-fold check) */
+    bool in_trailers;         /* past the header section: fields are trailers */
     bool fold_tail;           /* parsed bytes so far end in LF + SP/HTAB* (obs-fold check) */
     bool reading;
     bool in_dispatch;         /* inside on_request: finish must not re-enter the parser */

@@ -2,9 +2,10 @@
  * origin that tests, the demo and load tests run behind the caches.
  *
  * origin.c wires the server module (workers, HTTP connections, settings)
- * and answers requests; origin_query.c turns a request's query string into
- * the response it asks for; origin_stats.c counts requests per path for
- * every worker thread. Not a library: nothing else links these. */
+ * and answers the control paths; origin_serve.c answers object requests;
+ * origin_query.c turns a request's query string into the response it asks
+ * for; origin_stats.c counts requests per path for every worker thread.
+ * Not a library: nothing else links these. */
 #ifndef CDN_ORIGIN_H
 #define CDN_ORIGIN_H
 
@@ -41,6 +42,7 @@ typedef struct origin_params {
     uint64_t delay_ms;      /* delay= before the response */
     bool chunked;           /* chunked=1: chunked framing */
     bool nodate;            /* nodate=1: no Date header */
+    bool echo;              /* echo=1: answer GET with the JSON echo (what reached the origin) */
     bool has_age;
     uint64_t age;           /* age= -> Age */
     buf_t extra;            /* header=Name:Value lines, "Name: Value\r\n" each */
@@ -75,6 +77,7 @@ void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64
 /* A counter table bounded to max_paths paths (later paths are counted in
  * one "other" bucket). Owned by the caller; free with origin_stats_free. */
 origin_stats_t *origin_stats_new(size_t max_paths);
+/* Free the table and every counter (no thread may use it any more). */
 void origin_stats_free(origin_stats_t *s);
 /* Count one request for path with method (llhttp_method_t); returns how
  * many requests that path (or the other bucket) has had, this one included. */
@@ -83,6 +86,8 @@ uint64_t origin_stats_request(origin_stats_t *s, const char *path, size_t plen, 
 void origin_stats_bytes(origin_stats_t *s, const char *path, size_t plen, uint64_t n);
 /* Forget every counter. */
 void origin_stats_reset(origin_stats_t *s);
+/* Count one accepted TCP connection (shows whether clients reuse connections). */
+void origin_stats_connection(origin_stats_t *s);
 /* Append {"requests":N,"bytes":B,"paths":{...}} to out. Returns 0 or a
  * negative errno (out of memory). */
 int origin_stats_json(origin_stats_t *s, buf_t *out);

@@ -18,7 +18,7 @@
  * caller owns). Pure: same inputs, same bytes, on every host. */
 void synth_fill(const char *path, size_t plen, uint64_t off, void *dst, size_t n);
 /* FNV-1a 64 of the whole body of path[0, plen) with `size` bytes. Costs a
- * pass over the body (about 1 s per GiB): cache it for big bodies. */
+ * pass over the body (about 2 s per GiB): cache it for big bodies. */
 uint64_t synth_checksum(const char *path, size_t plen, uint64_t size);
 /* Continue an FNV-1a 64 hash h (start with SYNTH_FNV_INIT) over p[0, n),
  * so a receiver can checksum a body piece by piece. */

@@ -13,8 +13,8 @@
  *
  * Settings come from the project's settings table, restricted to the ones
  * that concern an HTTP server; both `--key=value` and `--key value` work. */
-#include <stdio.h>
 #include <llhttp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +57,8 @@ static void usage(FILE *out, const config_t *cfg)
             "A synthetic HTTP/1.1 origin. GET /any/path?size=N&cc=...&etag=auto&delay=MS ...\n"
             "serves a deterministic body; GET /.origin/stats reports per-path counters,\n"
             "POST /.origin/stats/reset clears them, GET /.origin/health answers ok.\n"
+            "\nquery parameters: size status cc expires expires_in etag lm lm_ago vary sk ct\n"
+            "  delay(ms) chunked age cookie nodate header=Name:Value (repeatable)\n"
             "\nsettings (`--key=value` or `--key value`; default in brackets):\n");
     for (const config_setting_t *s = config_settings; s->key; s++) {
         if (!origin_key(s->key, strlen(s->key)))
@@ -66,7 +68,11 @@ static void usage(FILE *out, const config_t *cfg)
             def = cfg->listen;
         else if (strcmp(s->key, "access_log") == 0)
             def = cfg->access_log;
-        fprintf(out, "  --%-22s %s [%s]\n", s->key, s->doc, def);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", s->key);
+        for (char *f = flag; *f; f++)
+            *f = *f == '_' ? '-' : *f;
+        fprintf(out, "  --%-22s %s [%s]\n", flag, s->doc, def);
     }
 }
 
@@ -216,14 +222,17 @@ static void w_stopping(worker_t *w, void *state, void *ud) { http_server_stop(st
 static void w_close(worker_t *w, void *state, void *ud) { http_server_close_all(state); }
 static void w_fini(worker_t *w, void *state, void *ud) { http_server_free(state); }
 
+/* The one origin of this process (the connection hook has no user data). */
+static origin_app_t app;
+
 static void w_connection(worker_t *w, uv_tcp_t *listener)
 {
     http_server_accept(worker_state(w), listener);
+    origin_stats_connection(app.stats);
 }
 
 int main(int argc, char **argv)
 {
-    static origin_app_t app;
     char err[512];
     int rc = 2, nargc = 0;
     bool help = false;

@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "hash.h"
@@ -21,8 +20,8 @@
 
 #define PIECE (256 * 1024)            /* body bytes generated per write */
 #define SUM_INLINE_MAX (1024 * 1024)  /* checksum larger bodies on the thread pool */
-#define SUM_CACHE_MIN (64 * 1024)     /* remember checksums of bodies this large */
-#define SUM_CACHE_SLOTS 256
+#define SUM_CACHE_MIN (16 * 1024)     /* remember checksums of bodies this large */
+#define SUM_CACHE_SLOTS 4096
 
 typedef struct oreq {
     http_conn_t *c;          /* NULL once the connection died */
@@ -40,6 +39,7 @@ typedef struct oreq {
     uint64_t body_len;       /* bytes the body has (0 for bodiless statuses) */
     uint64_t off;            /* body bytes produced so far */
     uint64_t sum;            /* X-Body-Checksum */
+    int64_t now;             /* response time (s), fixed once so that every decision agrees */
     uv_timer_t timer;
     uv_work_t work;
     atomic_bool cancel;      /* tells the checksum work to give up */
@@ -200,8 +200,11 @@ static void put_common_headers(oreq_t *o, const char *etag, int64_t lm, int64_t 
     http_conn_t *c = o->c;
     buf_t *h = http_resp_head(c);
     char date[30];
-    if (!o->q.nodate)
-        http_resp_header(c, "Date", http_server_date(http_conn_server(c)), 29);
+    if (!o->q.nodate) {
+        /* From `now`, not the clock: Expires and Last-Modified are relative to it. */
+        policy_date_format(now, date);
+        http_resp_header(c, "Date", date, 29);
+    }
     put_header(c, "Cache-Control", o->q.cc);
     if (o->q.has_expires_in) {
         int64_t t = now + o->q.expires_in;
@@ -277,7 +280,7 @@ static void pump(void *arg)
 static void send_response(oreq_t *o)
 {
     http_conn_t *c = o->c;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = o->now;
     char etag_buf[24];
     const char *etag = etag_of(o, etag_buf);
     int64_t lm = last_modified(o, now);
@@ -332,6 +335,12 @@ static void sum_done(uv_work_t *w, int status)
 /* Find the body checksum, then respond (maybe after a thread-pool trip). */
 static void prepare(oreq_t *o)
 {
+    char etag_buf[24];
+    o->now = (int64_t)time(NULL);
+    if (not_modified(o, etag_of(o, etag_buf), last_modified(o, o->now))) {
+        send_response(o); /* a 304 carries no body, hence no checksum */
+        return;
+    }
     if (o->echo || o->body_len < SUM_CACHE_MIN) {
         o->sum = o->echo ? 0 : synth_checksum(o->path, o->plen, o->body_len);
         send_response(o);
@@ -372,7 +381,9 @@ static char *hdr_copy(const http_req_t *req, const char *name)
     return strndup(v.p, v.len);
 }
 
-/* The echo body for a method other than GET/HEAD. */
+/* The echo body (a method other than GET/HEAD, or echo=1): what reached
+ * the origin; with echo=1 the request headers too, so tests can see what
+ * a cache forwarded. */
 static int make_echo(oreq_t *o, const http_req_t *req)
 {
     buf_t b;
@@ -381,7 +392,23 @@ static int make_echo(oreq_t *o, const http_req_t *req)
     if (!rc)
         rc = origin_json_str(&b, o->path, o->plen);
     if (!rc)
-        rc = buf_printf(&b, ",\"body_bytes\":%zu}\n", req->body.len);
+        rc = buf_printf(&b, ",\"body_bytes\":%zu", req->body.len);
+    if (!rc && o->q.echo)
+        rc = buf_puts(&b, ",\"headers\":[");
+    for (size_t i = 0; o->q.echo && i < req->hdrs.n && !rc; i++) {
+        http_slice_t n = http_fields_name(&req->hdrs, i), v = http_fields_value(&req->hdrs, i);
+        rc = buf_puts(&b, i ? ",[" : "[");
+        if (!rc)
+            rc = origin_json_str(&b, n.p, n.len);
+        if (!rc)
+            rc = buf_append(&b, ",", 1);
+        if (!rc)
+            rc = origin_json_str(&b, v.p, v.len);
+        if (!rc)
+            rc = buf_append(&b, "]", 1);
+    }
+    if (!rc)
+        rc = buf_puts(&b, o->q.echo ? "]}\n" : "}\n");
     if (rc) {
         buf_free(&b);
         return rc;
@@ -410,6 +437,7 @@ void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64
     const char *q = req->path_len < req->target_len ? req->target + req->path_len + 1 : "";
     size_t qlen = req->path_len < req->target_len ? req->target_len - req->path_len - 1 : 0;
     int rc = origin_params_parse(&o->q, q, qlen, err, sizeof err);
+    o->echo = o->echo || o->q.echo;
     if (rc || !o->path) {
         char extra[64];
         snprintf(extra, sizeof extra, "X-Origin-Count: %llu\r\n", (unsigned long long)count);

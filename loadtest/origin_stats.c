@@ -35,6 +35,7 @@ struct origin_stats {
     size_t cap, used, max_paths;
     entry_t other;           /* paths beyond max_paths */
     uint64_t requests, bytes;
+    uint64_t connections;    /* TCP connections accepted */
 };
 
 static const uint8_t stats_key[16] = { 'o', 'r', 'i', 'g', 'i', 'n', '-', 's',
@@ -72,6 +73,7 @@ static void clear_all(origin_stats_t *s)
     memset(&s->other, 0, sizeof s->other);
     s->used = 0;
     s->requests = s->bytes = 0;
+    s->connections = 0;
 }
 
 void origin_stats_free(origin_stats_t *s)
@@ -176,6 +178,13 @@ void origin_stats_bytes(origin_stats_t *s, const char *path, size_t plen, uint64
     pthread_mutex_unlock(&s->mu);
 }
 
+void origin_stats_connection(origin_stats_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->connections++;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void origin_stats_reset(origin_stats_t *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -218,8 +227,9 @@ static int entry_json(buf_t *out, const entry_t *e)
 int origin_stats_json(origin_stats_t *s, buf_t *out)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = buf_printf(out, "{\"requests\":%llu,\"bytes\":%llu,\"paths\":{", (unsigned long long)s->requests,
-                        (unsigned long long)s->bytes);
+    int rc = buf_printf(out, "{\"requests\":%llu,\"bytes\":%llu,\"connections\":%llu,\"paths\":{",
+                        (unsigned long long)s->requests, (unsigned long long)s->bytes,
+                        (unsigned long long)s->connections);
     bool first = true;
     for (size_t i = 0; i < s->cap && !rc; i++) {
         const entry_t *e = &s->slots[i];

@@ -91,6 +91,7 @@ th_resp_t *th_get(const char *addr, const char *target);
 const char *th_hdr(th_resp_t *r, const char *name);
 /* Number of header fields named name. */
 size_t th_hdr_count(const th_resp_t *r, const char *name);
+/* Free r and everything th_hdr returned for it (NULL is fine). */
 void th_resp_free(th_resp_t *r);
 
 /* A persistent connection (blocking socket); NULL on failure. */
@@ -104,6 +105,7 @@ th_resp_t *th_read_response(th_conn_t *c, bool head);
 /* Wait up to timeout_ms for the server to close the connection (EOF or
  * reset); bytes that arrive meanwhile are kept for th_read_response. */
 bool th_conn_closed(th_conn_t *c, int timeout_ms);
+/* Close the socket and free c (NULL is fine). */
 void th_close(th_conn_t *c);
 /* Send bytes on a new connection and collect everything received until the
  * peer closes or timeout_ms passes (r->closed tells which). The first
