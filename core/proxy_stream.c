@@ -89,7 +89,9 @@ static void send_head(preq_t *p, const fetch_view_t *v)
     buf_printf(h, "Age: %lld\r\nVia: %s\r\n", (long long)age, p->pw->px->via);
     char params[256];
     int n = snprintf(params, sizeof params, "; fwd=%s; fwd-status=%d", p->fwd ? p->fwd : "uri-miss", v->status);
-    if (ri->stored)
+    /* "stored" is a promise only once the length is known: a body of
+     * unannounced length may still outgrow max_object_size. */
+    if (ri->stored && v->storing && (v->content_length >= 0 || v->state == FETCH_DONE))
         n += snprintf(params + n, sizeof params - (size_t)n, "; stored; ttl=%lld",
                       (long long)(ri->entry.freshness_lifetime - age));
     if (p->collapsed)

@@ -155,3 +155,28 @@ Test(edge_store, sigkill_during_write_burst_then_restart_serves_only_intact_bodi
     cr_assert_geq(hits, 20);
     cr_assert_eq(th_stop(e2), 0);
 }
+
+Test(edge_store, objects_over_the_size_bound_pass_through_uncached)
+{
+    const char *extra[] = { "--max-object-size=100K", NULL };
+    edge_env_t env;
+    edge_env_start(&env, extra);
+    /* Announced length over the bound, then an unannounced (chunked) one. */
+    const char *targets[] = { "/huge?size=300000&" CC, "/hugechunked?size=300000&chunked=1&" CC };
+    const char *paths[] = { "/huge", "/hugechunked" };
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 2; i++) {
+            th_resp_t *r = edge_get(&env, targets[k]);
+            cr_assert_eq(r->status, 200);
+            cr_assert(th_body_matches(paths[k], 300000, r->body.data, r->body.len), "%s", paths[k]);
+            cr_assert_not(cs_has(r, "stored"), "%s", th_hdr(r, "cache-status"));
+            cr_assert_not(cs_has(r, "hit"), "%s", th_hdr(r, "cache-status"));
+            th_resp_free(r);
+        }
+        cr_assert_eq(th_origin_requests(env.o, paths[k]), 2);
+    }
+    /* Below the bound it is stored as usual. */
+    th_resp_free(edge_get(&env, "/small?size=50000&" CC));
+    cr_assert(edge_wait_cs(&env, "/small?size=50000&" CC, "hit", 5000));
+    cr_assert_eq(th_stop(env.edge), 0);
+}
