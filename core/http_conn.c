@@ -516,6 +516,19 @@ void conn_linger(http_conn_t *c)
 
 /* --- server --- */
 
+void http_server_opts_from_config(http_server_opts_t *o, const config_t *cfg)
+{
+    *o = (http_server_opts_t){
+        .max_header_size = cfg->max_header_size,
+        .max_uri_size = cfg->max_uri_size,
+        .max_body_size = cfg->max_body_size,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .send_timeout_ms = cfg->send_timeout_ms,
+        .max_connections = cfg->max_connections,
+    };
+}
+
 http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts)
 {
     http_server_t *s = calloc(1, sizeof *s);

@@ -172,18 +172,31 @@ http_slice_t http_trim(http_slice_t s)
     return s;
 }
 
-bool http_list_has(const char *v, size_t vlen, const char *tok)
+bool http_list_next(http_slice_t v, size_t *pos, http_slice_t *item)
 {
-    size_t tl = strlen(tok);
-    size_t i = 0;
-    while (i < vlen) {
-        size_t j = i;
-        while (j < vlen && v[j] != ',')
+    while (*pos < v.len) {
+        size_t j = *pos;
+        while (j < v.len && v.p[j] != ',')
             j++;
-        http_slice_t item = http_trim((http_slice_t){ v + i, j - i });
-        if (item.len == tl && strncasecmp(item.p, tok, tl) == 0)
+        *item = http_trim((http_slice_t){ v.p + *pos, j - *pos });
+        *pos = j + 1;
+        if (item->len)
             return true;
-        i = j + 1;
     }
     return false;
+}
+
+bool http_list_has_n(const char *v, size_t vlen, const char *tok, size_t tlen)
+{
+    size_t pos = 0;
+    http_slice_t item;
+    while (http_list_next((http_slice_t){ v, vlen }, &pos, &item))
+        if (item.len == tlen && strncasecmp(item.p, tok, tlen) == 0)
+            return true;
+    return false;
+}
+
+bool http_list_has(const char *v, size_t vlen, const char *tok)
+{
+    return http_list_has_n(v, vlen, tok, strlen(tok));
 }

@@ -176,18 +176,11 @@ static void *w_init(worker_t *w, void *ud)
         return NULL;
     pw->px = px;
     pw->w = w;
-    http_server_opts_t so = {
-        .max_header_size = cfg->max_header_size,
-        .max_uri_size = cfg->max_uri_size,
-        .max_body_size = cfg->max_body_size,
-        .header_timeout_ms = cfg->header_timeout_ms,
-        .idle_timeout_ms = cfg->idle_timeout_ms,
-        .send_timeout_ms = cfg->send_timeout_ms,
-        .max_connections = cfg->max_connections,
-        .error_headers = px->error_headers,
-        .on_request = on_request,
-        .ud = pw,
-    };
+    http_server_opts_t so;
+    http_server_opts_from_config(&so, cfg);
+    so.error_headers = px->error_headers;
+    so.on_request = on_request;
+    so.ud = pw;
     upstream_opts_t uo = {
         .connect_timeout_ms = cfg->origin_connect_timeout_ms,
         .timeout_ms = cfg->origin_timeout_ms,

@@ -57,8 +57,14 @@ void http_fields_remove_at(http_fields_t *h, size_t i);
 int http_fields_copy(http_fields_t *dst, const http_fields_t *src);
 /* True if name equals the field name (case-insensitive). */
 bool http_name_eq(http_slice_t name, const char *lit);
+/* Walk the members of a comma-separated field value: start with *pos = 0;
+ * each call puts the next member (trimmed, empty ones skipped) in *item
+ * and returns true, or returns false at the end. item points into v. */
+bool http_list_next(http_slice_t v, size_t *pos, http_slice_t *item);
 /* True when the comma-separated list in v contains token tok (case-insensitive). */
 bool http_list_has(const char *v, size_t vlen, const char *tok);
+/* The same for a token of tlen bytes (not NUL-terminated). */
+bool http_list_has_n(const char *v, size_t vlen, const char *tok, size_t tlen);
 /* Trim optional whitespace (SP / HTAB) at both ends of s. */
 http_slice_t http_trim(http_slice_t s);
 

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "config.h"
 #include "http_fields.h"
 #include "worker.h"
 
@@ -54,6 +55,9 @@ typedef struct http_server_opts {
     void *ud;
 } http_server_opts_t;
 
+/* Fill the bounds and timeouts of o from a node's settings (the other
+ * fields are zeroed: set on_request, ud, error_headers). */
+void http_server_opts_from_config(http_server_opts_t *o, const config_t *cfg);
 /* Create the server state of one worker. Owned by the caller (free with
  * http_server_free after the loop ended). */
 http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts);

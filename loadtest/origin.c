@@ -204,17 +204,10 @@ static void *w_init(worker_t *w, void *ud)
 {
     origin_app_t *app = ud;
     const config_t *cfg = &app->cfg;
-    http_server_opts_t o = {
-        .max_header_size = cfg->max_header_size,
-        .max_uri_size = cfg->max_uri_size,
-        .max_body_size = cfg->max_body_size,
-        .header_timeout_ms = cfg->header_timeout_ms,
-        .idle_timeout_ms = cfg->idle_timeout_ms,
-        .send_timeout_ms = cfg->send_timeout_ms,
-        .max_connections = cfg->max_connections,
-        .on_request = on_request,
-        .ud = app,
-    };
+    http_server_opts_t o;
+    http_server_opts_from_config(&o, cfg);
+    o.on_request = on_request;
+    o.ud = app;
     return http_server_new(w, &o);
 }
 

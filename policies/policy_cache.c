@@ -320,16 +320,8 @@ bool policy_connection_listed(const http_fields_t *h, const char *name, size_t n
         return false;
     for (long i = http_fields_find(h, "Connection", 0); i >= 0; i = http_fields_find(h, "Connection", (size_t)i + 1)) {
         http_slice_t v = http_fields_value(h, (size_t)i);
-        size_t a = 0;
-        while (a < v.len) {
-            size_t b = a;
-            while (b < v.len && v.p[b] != ',')
-                b++;
-            http_slice_t item = http_trim((http_slice_t){ v.p + a, b - a });
-            if (item.len == nlen && strncasecmp(item.p, name, nlen) == 0)
-                return true;
-            a = b + 1;
-        }
+        if (http_list_has_n(v.p, v.len, name, nlen))
+            return true;
     }
     return false;
 }

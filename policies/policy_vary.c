@@ -12,33 +12,26 @@ static int put_value(buf_t *out, const http_fields_t *req, const char *name, siz
         http_slice_t n = http_fields_name(req, i);
         if (n.len != nlen || strncasecmp(n.p, name, nlen) != 0)
             continue;
-        http_slice_t v = http_fields_value(req, i);
-        size_t j = 0;
-        while (j < v.len) {
-            size_t k = j;
-            while (k < v.len && v.p[k] != ',')
-                k++;
-            http_slice_t item = http_trim((http_slice_t){ v.p + j, k - j });
-            if (item.len) {
-                if (buf_append(out, any ? "," : ":", 1))
-                    return -1;
-                any = true;
-                bool space = false;
-                for (size_t m = 0; m < item.len; m++) {
-                    char c = item.p[m];
-                    if (c == ' ' || c == '\t') {
-                        space = true;
-                        continue;
-                    }
-                    if (space && buf_append(out, " ", 1))
-                        return -1;
-                    space = false;
-                    char lc = (char)tolower((unsigned char)c);
-                    if (buf_append(out, &lc, 1))
-                        return -1;
+        size_t pos = 0;
+        http_slice_t item;
+        while (http_list_next(http_fields_value(req, i), &pos, &item)) {
+            if (buf_append(out, any ? "," : ":", 1))
+                return -1;
+            any = true;
+            bool space = false;
+            for (size_t m = 0; m < item.len; m++) {
+                char c = item.p[m];
+                if (c == ' ' || c == '\t') {
+                    space = true;
+                    continue;
                 }
+                if (space && buf_append(out, " ", 1))
+                    return -1;
+                space = false;
+                char lc = (char)tolower((unsigned char)c);
+                if (buf_append(out, &lc, 1))
+                    return -1;
             }
-            j = k + 1;
         }
         if (!any) {
             /* Present but empty. */
@@ -58,26 +51,19 @@ int policy_vary_key(buf_t *out, const http_fields_t *resp, const http_fields_t *
     for (size_t i = 0; i < resp->n; i++) {
         if (!http_name_eq(http_fields_name(resp, i), "vary"))
             continue;
-        http_slice_t v = http_fields_value(resp, i);
-        size_t j = 0;
-        while (j < v.len) {
-            size_t k = j;
-            while (k < v.len && v.p[k] != ',')
-                k++;
-            http_slice_t item = http_trim((http_slice_t){ v.p + j, k - j });
+        size_t pos = 0;
+        http_slice_t item;
+        while (http_list_next(http_fields_value(resp, i), &pos, &item)) {
             if (item.len == 1 && item.p[0] == '*')
                 return POLICY_VARY_STAR;
-            if (item.len) {
-                for (size_t m = 0; m < item.len; m++) {
-                    char lc = (char)tolower((unsigned char)item.p[m]);
-                    if (buf_append(out, &lc, 1))
-                        return -1;
-                }
-                if (put_value(out, req, item.p, item.len))
+            for (size_t m = 0; m < item.len; m++) {
+                char lc = (char)tolower((unsigned char)item.p[m]);
+                if (buf_append(out, &lc, 1))
                     return -1;
-                kind = POLICY_VARY_KEY;
             }
-            j = k + 1;
+            if (put_value(out, req, item.p, item.len))
+                return -1;
+            kind = POLICY_VARY_KEY;
         }
     }
     return kind;
