@@ -241,7 +241,7 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
 void config_defaults(config_t *cfg, unsigned prog)
 {
     char err[256];
-    memset(cfg, 0, sizeof *cfg);
+    memset(cfg, 0, sizeof *cfg); /* cfg may be uninitialised: call config_free first if it was loaded */
     for (const config_setting_t *s = config_settings; s->key; s++)
         if (s->programs & prog)
             if (config_set(cfg, prog, s->key, s->def, "default", err, sizeof err))
@@ -272,23 +272,131 @@ static void strip_comment(char *s)
     }
 }
 
+#define CONFIG_RULES_MAX 1024
+
+const policy_rule_t *config_rule_for_key(const config_t *cfg, const char *key, size_t len)
+{
+    const char *h = memchr(key, ':', len);
+    if (!h || (size_t)(h - key) + 3 > len)
+        return NULL;
+    h += 3; /* after "://" */
+    const char *end = key + len;
+    const char *path = memchr(h, '/', (size_t)(end - h));
+    if (!path)
+        return NULL;
+    const char *q = memchr(path, '?', (size_t)(end - path));
+    size_t plen = q ? (size_t)(q - path) : (size_t)(end - path);
+    return policy_rules_match(cfg->rules, cfg->nrules, h, (size_t)(path - h), path, plen);
+}
+
+int config_check(unsigned prog, const char *progname, const char *file, const char *url)
+{
+    config_t cfg;
+    char err[1024];
+    config_defaults(&cfg, prog);
+    if (config_load_file(&cfg, prog, file, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", progname, err);
+        config_free(&cfg);
+        return 2;
+    }
+    printf("%s: ok (%zu rule%s)\n", file, cfg.nrules, cfg.nrules == 1 ? "" : "s");
+    int rc = 0;
+    if (url) {
+        buf_t key;
+        buf_init(&key, 64 * 1024);
+        if (policy_cache_key(&key, "http", "", 0, url, strlen(url))) {
+            fprintf(stderr, "%s: %s: expected an absolute http:// URL\n", progname, url);
+            rc = 2;
+        } else {
+            const policy_rule_t *r = config_rule_for_key(&cfg, key.data, key.len);
+            if (r && r->query != POLICY_QUERY_ALL) {
+                policy_key_opts_t ko;
+                policy_rule_key_opts(r, &ko);
+                buf_reset(&key);
+                policy_cache_key_opts(&key, &ko, "http", "", 0, url, strlen(url));
+            }
+            printf("cache key: %s\n", key.data);
+            policy_rule_print(stdout, r);
+        }
+        buf_free(&key);
+    }
+    config_free(&cfg);
+    return rc;
+}
+
+void config_free(config_t *cfg)
+{
+    free(cfg->rules);
+    cfg->rules = NULL;
+    cfg->nrules = 0;
+}
+
+/* A `[rule PATTERN]` header: close the rule before it, open a new one. */
+static int open_rule(config_t *cfg, const char *where, char *l, char *err, size_t errlen)
+{
+    char msg[512];
+    size_t n = strlen(l);
+    if (n < 2 || l[n - 1] != ']' || strncmp(l, "[rule", 5) != 0 || (l[5] != ' ' && l[5] != '\t')) {
+        fail(err, errlen, "%s: unknown section '%s' (expected [rule PATTERN])", where, l);
+        return -1;
+    }
+    l[n - 1] = '\0';
+    const char *pattern = trim(l + 5);
+    if (cfg->nrules >= CONFIG_RULES_MAX) {
+        fail(err, errlen, "%s: more than %d rules", where, CONFIG_RULES_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++) {
+        if (strcmp(cfg->rules[i].pattern, pattern) == 0) {
+            fail(err, errlen, "%s: rule '%s' is defined twice", where, pattern);
+            return -1;
+        }
+    }
+    policy_rule_t *nr = realloc(cfg->rules, (cfg->nrules + 1) * sizeof *nr);
+    if (!nr) {
+        fail(err, errlen, "%s: out of memory", where);
+        return -1;
+    }
+    cfg->rules = nr;
+    policy_rule_t *r = &cfg->rules[cfg->nrules];
+    policy_rule_defaults(r);
+    if (policy_rule_parse_pattern(r, pattern, msg, sizeof msg)) {
+        fail(err, errlen, "%s: rule pattern '%s': %s", where, pattern, msg);
+        return -1;
+    }
+    cfg->nrules++;
+    return 0;
+}
+
+static int close_rule(config_t *cfg, const char *where, char *err, size_t errlen)
+{
+    char msg[512];
+    if (cfg->nrules && policy_rule_finish(&cfg->rules[cfg->nrules - 1], msg, sizeof msg)) {
+        fail(err, errlen, "%s: rule '%s': %s", where, cfg->rules[cfg->nrules - 1].pattern, msg);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load_string(config_t *cfg, unsigned prog, const char *name, const char *text,
                        char *err, size_t errlen)
 {
-    int rc = 0;
+    int rc = -1;
     char *copy = strdup(text);
     if (!copy) {
         fail(err, errlen, "%s: out of memory", name);
         return -1;
     }
-    unsigned lineno = 0;
+    unsigned lineno = 0, rule_line = 0;
+    size_t first_rule = cfg->nrules;
+    bool in_rule = false;
+    char where[600], rule_where[600] = "";
     char *line = copy;
     while (line) {
         char *nl = strchr(line, '\n');
         if (nl)
             *nl = '\0';
         lineno++;
-        char where[600];
         snprintf(where, sizeof where, "%s:%u", name, lineno);
         strip_comment(line);
         char *l = trim(line);
@@ -297,14 +405,19 @@ int config_load_string(config_t *cfg, unsigned prog, const char *name, const cha
             continue;
         }
         if (*l == '[') {
-            fail(err, errlen, "%s: unknown section '%s' (expected key = value)", where, l);
-            rc = -1;
-            goto out;
+            if (in_rule && close_rule(cfg, rule_where, err, errlen))
+                goto out;
+            if (open_rule(cfg, where, l, err, errlen))
+                goto out;
+            in_rule = true;
+            rule_line = lineno;
+            snprintf(rule_where, sizeof rule_where, "%s:%u", name, rule_line);
+            line = nl ? nl + 1 : NULL;
+            continue;
         }
         char *eq = strchr(l, '=');
         if (!eq) {
             fail(err, errlen, "%s: expected 'key = value', got '%s'", where, l);
-            rc = -1;
             goto out;
         }
         *eq = '\0';
@@ -316,16 +429,27 @@ int config_load_string(config_t *cfg, unsigned prog, const char *name, const cha
         }
         if (!*key) {
             fail(err, errlen, "%s: expected a key before '='", where);
-            rc = -1;
             goto out;
         }
-        if (config_set(cfg, prog, key, val, where, err, errlen)) {
-            rc = -1;
+        if (in_rule) {
+            char msg[512];
+            if (policy_rule_set(&cfg->rules[cfg->nrules - 1], key, val, msg, sizeof msg)) {
+                fail(err, errlen, "%s: %s", where, msg);
+                goto out;
+            }
+        } else if (config_set(cfg, prog, key, val, where, err, errlen)) {
             goto out;
         }
         line = nl ? nl + 1 : NULL;
     }
+    if (in_rule && close_rule(cfg, rule_where, err, errlen))
+        goto out;
+    policy_rules_sort(cfg->rules, cfg->nrules);
+    rc = 0;
 out:
+    if (rc) {
+        cfg->nrules = first_rule; /* the file's rules are not half-taken */
+    }
     free(copy);
     return rc;
 }
@@ -397,6 +521,10 @@ int config_from_args(config_t *cfg, unsigned prog, const char *progname, int arg
             config_print_markdown(stdout, prog);
             return 1;
         }
+        if (strcmp(a, "--rule-markdown") == 0) {
+            policy_rule_print_markdown(stdout);
+            return 1;
+        }
         if (strcmp(a, "-c") == 0) {
             if (i + 1 >= argc) {
                 fail(err, errlen, "-c: expected a file name");
@@ -444,6 +572,9 @@ void config_print_help(FILE *out, unsigned prog, const char *progname)
             "  --key=value         set one setting; wins over the file\n"
             "  --help              this text\n"
             "  --config-markdown   print the settings as a markdown table\n"
+            "  --rule-markdown     print the [rule] settings as a markdown table\n"
+            "  --check-config FILE [URL]\n"
+            "                      validate FILE; with URL, print the rule that applies to it\n"
             "\nsettings (default in brackets):\n",
             progname);
     for (const config_setting_t *s = config_settings; s->key; s++) {
@@ -451,6 +582,8 @@ void config_print_help(FILE *out, unsigned prog, const char *progname)
             continue;
         fprintf(out, "  %-24s %s [%s]\n", s->key, s->doc, s->def);
     }
+    fprintf(out, "\n[rule PATTERN] sections (PATTERN: [HOST-GLOB]/PATH-GLOB; most specific first):\n");
+    policy_rule_print_help(out);
 }
 
 void config_print_markdown(FILE *out, unsigned prog)

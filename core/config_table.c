@@ -42,5 +42,7 @@ const config_setting_t config_settings[] = {
     STR(access_log, CONFIG_ALL, "stderr", "access log: stderr, off, or a file path (appended)"),
     ENUM(log_level, CONFIG_ALL, "info", "error|warn|info|debug", "error log verbosity (to stderr)"),
     NUM(forward_host, CONFIG_BOOL, CONFIG_ALL, "on", 0, 0, "send the client's Host header upstream (off: the origin URL's host)"),
+    NUM(forward_cdn_cache_control, CONFIG_BOOL, CONFIG_ALL, "off", 0, 0,
+        "pass CDN-Cache-Control on to clients (off: it is for this cache only; Surrogate-Control never is)"),
     { 0 },
 };

@@ -145,6 +145,29 @@ fetch_t *fetch_join(fetch_table_t *t, const uint8_t key[16], fetch_waiter_t *w, 
     return f;
 }
 
+fetch_t *fetch_start_if_absent(fetch_table_t *t, const uint8_t key[16])
+{
+    unsigned b = bucket_of(key);
+    fetch_t *f = NULL;
+    pthread_mutex_lock(&t->mu);
+    for (fetch_t *x = t->b[b]; x; x = x->tnext)
+        if (memcmp(x->key, key, 16) == 0)
+            goto out;
+    f = fetch_alloc();
+    if (f) {
+        memcpy(f->key, key, 16);
+        f->table = t;
+        f->published = true;
+        f->tnext = t->b[b];
+        t->b[b] = f;
+        t->n++;
+        atomic_fetch_add(&f->refs, 1); /* the table's reference */
+    }
+out:
+    pthread_mutex_unlock(&t->mu);
+    return f;
+}
+
 fetch_t *fetch_new_private(fetch_waiter_t *w)
 {
     fetch_t *f = fetch_alloc();

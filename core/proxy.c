@@ -1,6 +1,6 @@
 /* proxy: engine set-up, worker hooks, and the front of the request path:
- * control paths, cache key, then hit (proxy_hit.c) or upstream
- * (proxy_stream.c / proxy_job.c). */
+ * control paths, the [rule] and cache key, then the store (proxy_lookup.c)
+ * or upstream (proxy_stream.c, proxy_job.c). */
 #include "proxy_internal.h"
 
 #include <llhttp.h>
@@ -24,12 +24,35 @@ void preq_ref(preq_t *p)
     atomic_fetch_add(&p->refs, 1);
 }
 
+void stored_free(stored_t *s)
+{
+    if (!s)
+        return;
+    free(s->meta);
+    free(s);
+}
+
 void preq_unref(preq_t *p)
 {
     if (atomic_fetch_sub(&p->refs, 1) != 1)
         return;
     buf_free(&p->key);
+    stored_free(p->stored);
+    serve_plan_free(p->plan);
     free(p);
+}
+
+void preq_fetch_key(const preq_t *p, uint8_t out[16])
+{
+    if (!p->variant) {
+        memcpy(out, p->hash, 16);
+        return;
+    }
+    /* One URL's variants collapse separately. */
+    uint8_t in[24];
+    memcpy(in, p->hash, 16);
+    memcpy(in + 16, &p->variant, 8);
+    hash_cache_key(in, sizeof in, out);
 }
 
 void preq_end(preq_t *p)
@@ -113,6 +136,31 @@ static bool control(preq_t *p)
     return true;
 }
 
+/* The [rule] of the request (matched on the normalised host and path of
+ * its default key) and its cache key under that rule's query policy. */
+static int route(preq_t *p)
+{
+    proxy_t *px = p->pw->px;
+    const config_t *cfg = px->cfg;
+    http_req_t *req = p->req;
+    http_slice_t host = { "", 0 };
+    http_fields_get(&req->hdrs, "host", &host);
+    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
+    if (rc)
+        return rc;
+    const policy_rule_t *r = config_rule_for_key(cfg, p->key.data, p->key.len);
+    size_t i = r ? (size_t)(r - cfg->rules) : cfg->nrules;
+    p->rule = r ? r : &px->defaults;
+    p->popts = &px->opts[i];
+    if (p->rule->query != POLICY_QUERY_ALL) {
+        policy_key_opts_t ko;
+        policy_rule_key_opts(p->rule, &ko);
+        buf_reset(&p->key);
+        rc = policy_cache_key_opts(&p->key, &ko, "http", host.p, host.len, req->target, req->target_len);
+    }
+    return rc;
+}
+
 static void on_request(http_conn_t *c, http_req_t *req, void *ud)
 {
     proxy_worker_t *pw = ud;
@@ -130,9 +178,7 @@ static void on_request(http_conn_t *c, http_req_t *req, void *ud)
     preq_ref(p); /* ours, for the rest of this function */
     if (control(p))
         goto out;
-    http_slice_t host = { "", 0 };
-    http_fields_get(&req->hdrs, "host", &host);
-    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
+    int rc = route(p);
     if (rc) {
         p->fwd = "bypass";
         preq_respond(p, rc == -E2BIG ? 414 : 400, "bad-target", "invalid request target\n");
@@ -140,22 +186,37 @@ static void on_request(http_conn_t *c, http_req_t *req, void *ud)
     }
     hash_cache_key(p->key.data, p->key.len, p->hash);
     policy_req_parse(&p->pol, req->method, &req->hdrs);
-    if (req->method == HTTP_GET || req->method == HTTP_HEAD) {
-        if (hit_try(p))
-            goto out;
-        if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED) {
-            preq_respond(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
-            goto out;
-        }
-        /* no-cache asks for a response from upstream: one started before the
-         * request came (a collapsed fetch) is not that. */
-        if (strcmp(p->fwd, "request") == 0)
-            stream_private(p, true);
-        else
-            stream_fill(p);
-    } else {
+    bool cacheable = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if (cacheable && policy_rule_bypass(p->rule, &req->hdrs)) {
+        p->fwd = "bypass"; /* a rule sends requests with cookies straight upstream */
+        stream_private(p, false);
+        goto out;
+    }
+    if (cacheable && (p->pol.flags & (POLICY_REQ_IF_MATCH | POLICY_REQ_IF_UNMODIFIED_SINCE))) {
+        p->fwd = "request"; /* preconditions on the origin's state: the origin decides */
+        stream_private(p, false);
+        goto out;
+    }
+    if (!cacheable) {
         p->fwd = "method";
         stream_private(p, false);
+        goto out;
+    }
+    switch (lookup_and_serve(p)) {
+    case LOOKUP_SERVED:
+        break;
+    case LOOKUP_SERVED_STALE:
+        stream_background(p);
+        break;
+    case LOOKUP_REVALIDATE:
+    case LOOKUP_MISS:
+        if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED)
+            preq_respond(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
+        else if (strcmp(p->fwd, "request") == 0)
+            stream_private(p, true); /* the client asked for validation: not a collapsed answer */
+        else
+            stream_fill(p);
+        break;
     }
 out:
     preq_unref(p);
@@ -247,12 +308,22 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         return -1;
     }
     px->cfg = cfg;
-    policy_opts_init(&px->popts);
+    policy_rule_defaults(&px->defaults);
+    px->opts = calloc(cfg->nrules + 1, sizeof *px->opts);
+    if (!px->opts) {
+        snprintf(err, errlen, "out of memory");
+        free(px);
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nrules; i++)
+        policy_rule_opts(&cfg->rules[i], &px->opts[i]);
+    policy_rule_opts(&px->defaults, &px->opts[cfg->nrules]);
     size_t ol = strlen(cfg->origin);
     while (ol && cfg->origin[ol - 1] == '/')
         ol--;
     if (ol >= sizeof px->origin || (strncmp(cfg->origin, "http://", 7) && strncmp(cfg->origin, "https://", 8))) {
         snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", cfg->origin);
+        free(px->opts);
         free(px);
         return -1;
     }
@@ -266,6 +337,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .sync_commit = cfg->cache_sync == CONFIG_SYNC_COMMIT,
     };
     if (store_open(&px->store, &so, err, errlen)) {
+        free(px->opts);
         free(px);
         return -1;
     }
@@ -293,5 +365,6 @@ void proxy_free(proxy_t *px)
         return;
     store_close(px->store);
     fetch_table_free(px->fetches);
+    free(px->opts);
     free(px);
 }

@@ -1,14 +1,9 @@
 /* proxy_job: drive one upstream fetch on the owner's worker: build the
- * upstream request, decide from the response head whether it can be
- * stored and shared, feed the body to the fetch's waiters, store it, and
- * invalidate after unsafe methods.
- *
- * A job outlives the client request that started it (other waiters and
- * the store may still need it), so it is refcounted on its own: one
- * reference while the upstream transfer runs, one per store operation. */
+ * upstream request (conditional when revalidating), turn the response
+ * head into what every waiter sees, feed the body to the fetch, and hand
+ * storing, revalidation and invalidation to proxy_store.c. */
 #include "proxy_internal.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <llhttp.h>
 #include <stdlib.h>
@@ -16,53 +11,26 @@
 
 #include "log.h"
 #include "object_meta.h"
-#include "policy_date.h"
-#include "policy_vary.h"
 
-struct fjob {
-    atomic_int refs;
-    proxy_worker_t *pw;        /* the owner's state: gone once the worker has stopped */
-    worker_t *w;               /* the owner: valid as long as the store (see worker_group_free) */
-    proxy_t *px;
-    fjob_t *next, *prev;       /* pw->jobs, while the transfer runs */
-    bool linked;
-    fetch_t *f;
-    upstream_req_t *ureq;
-    int method;                /* the client's */
-    bool fill;                 /* cache fill (GET upstream) rather than a forwarded request */
-    policy_req_t pol;
-    http_fields_t req_hdrs;    /* the primary's request headers */
-    char *url;                 /* cache key string */
-    size_t url_len;
-    uint8_t hash[16];
-    int64_t request_time;
-    bool storing;
-    bool paused;
-    uint64_t body_len;         /* body bytes received */
-    buf_t meta;                /* encoded object metadata while storing */
-    /* invalidation after an unsafe method holds the head back until the
-     * store has dropped the old object, so no later request can hit it */
-    bool held;
-    int held_status;
-    http_fields_t held_hdrs;
-    int64_t held_cl, held_rt;
-    resp_info_t *held_info;
-    bool done_held;
-    bool closed;               /* job_close_all ran */
-    int done_err;
-    char done_msg[160];
-};
+void job_ref(fjob_t *j)
+{
+    atomic_fetch_add(&j->refs, 1);
+}
 
-static void job_unref(fjob_t *j)
+void job_unref(fjob_t *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) != 1)
         return;
     if (j->f)
         fetch_unref(j->f);
     http_fields_free(&j->req_hdrs);
+    http_fields_free(&j->up_hdrs);
     http_fields_free(&j->held_hdrs);
     free(j->held_info);
     buf_free(&j->meta);
+    buf_free(&j->vary_fields);
+    stored_free(j->validate);
+    free(j->up_url);
     free(j->url);
     free(j);
 }
@@ -82,9 +50,10 @@ static void job_unlink(fjob_t *j)
 }
 
 /* Headers to send upstream: the client's, minus hop-by-hop fields, plus
- * Via and X-Forwarded-For. A cache fill also drops conditionals and
- * Range: the cache wants the full response to store. */
-static int upstream_headers(const preq_t *p, bool fill, http_fields_t *out)
+ * Via and X-Forwarded-For. A cache fill also drops the client's
+ * conditionals and Range (the cache wants the full response to store) and
+ * adds the stored object's validators when revalidating. */
+static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate, http_fields_t *out)
 {
     const http_fields_t *h = &p->req->hdrs;
     const proxy_t *px = p->pw->px;
@@ -123,6 +92,14 @@ static int upstream_headers(const preq_t *p, bool fill, http_fields_t *out)
     buf_puts(&b, p->req->client);
     rc = rc ? rc : http_fields_add(out, "X-Forwarded-For", 15, b.data, b.len);
     buf_free(&b);
+    object_meta_t m;
+    if (!rc && fill && validate && object_meta_decode(validate->meta, validate->meta_len, &m) == 0) {
+        http_slice_t v;
+        if (object_meta_field(m.block, m.block_len, "etag", &v))
+            rc = http_fields_add(out, "If-None-Match", 13, v.p, v.len);
+        if (!rc && object_meta_field(m.block, m.block_len, "last-modified", &v))
+            rc = http_fields_add(out, "If-Modified-Since", 17, v.p, v.len);
+    }
     return rc;
 }
 
@@ -143,58 +120,10 @@ static int64_t parse_content_length(const http_fields_t *h)
     return n;
 }
 
-/* The response head as clients get it: no hop-by-hop fields, no framing
- * (rebuilt per response), no Age (recomputed), Cache-Status apart (we
- * append to it). A stored response also loses the fields the store must
- * not keep (Set-Cookie, private="..." / no-cache="..." fields). */
-static resp_info_t *make_info(const http_fields_t *h, const policy_resp_t *r,
-                              const policy_entry_t *e, bool stored, const char *why, int64_t response_time)
+void job_publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t rt, resp_info_t *ri)
 {
-    buf_t block;
-    buf_init(&block, 0);
-    http_slice_t cs = { "", 0 };
-    bool has_date = false;
-    for (size_t i = 0; i < h->n; i++) {
-        http_slice_t n = http_fields_name(h, i), v = http_fields_value(h, i);
-        if (policy_hop_by_hop(n.p, n.len) || policy_connection_listed(h, n.p, n.len) ||
-            http_name_eq(n, "content-length") || http_name_eq(n, "age"))
-            continue;
-        if (http_name_eq(n, "cache-status")) {
-            cs = v;
-            continue;
-        }
-        if (stored && !policy_field_storable(r, h, n.p, n.len))
-            continue;
-        has_date |= http_name_eq(n, "date");
-        buf_append(&block, n.p, n.len);
-        buf_append(&block, ": ", 2);
-        buf_append(&block, v.p, v.len);
-        buf_append(&block, "\r\n", 2);
-    }
-    if (!has_date) {
-        char d[30];
-        policy_date_format(response_time, d);
-        buf_printf(&block, "Date: %s\r\n", d);
-    }
-    resp_info_t *ri = malloc(sizeof *ri + block.len + cs.len);
-    if (ri) {
-        ri->entry = *e;
-        ri->stored = stored;
-        ri->detail = why;
-        ri->block_len = block.len;
-        ri->cstatus_len = cs.len;
-        if (block.len)
-            memcpy(ri->data, block.data, block.len);
-        if (cs.len)
-            memcpy(ri->data + block.len, cs.p, cs.len);
-    }
-    buf_free(&block);
-    return ri;
-}
-
-static void publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t rt, resp_info_t *ri)
-{
-    fetch_set_headers(j->f, status, hdrs, cl, rt, ri->stored, ri->stored, ri);
+    bool share = ri->stored || ri->revalidated;
+    fetch_set_headers(j->f, status, hdrs, cl, rt, share, ri->stored, ri);
 }
 
 static void held_released(void *arg)
@@ -207,7 +136,7 @@ static void held_released(void *arg)
     j->held = false;
     resp_info_t *ri = j->held_info;
     j->held_info = NULL;
-    publish(j, j->held_status, &j->held_hdrs, j->held_cl, j->held_rt, ri);
+    job_publish(j, j->held_status, &j->held_hdrs, j->held_cl, j->held_rt, ri);
     if (j->done_held) {
         fetch_finish(j->f, j->done_err, j->done_msg);
         fetch_unpublish(j->f);
@@ -215,12 +144,12 @@ static void held_released(void *arg)
     job_unref(j);
 }
 
-/* Writer thread: the invalidation is committed; continue on the owner. */
+/* Writer thread: the invalidations are committed; continue on the owner. */
 static void on_invalidated(void *ctx, int status)
 {
     fjob_t *j = ctx;
     if (status != STORE_OK)
-        log_warn("invalidation of %.*s failed", (int)j->url_len, j->url);
+        log_warn("invalidation after %.*s failed", (int)j->url_len, j->url);
     if (worker_post(j->w, held_released, j))
         job_unref(j); /* the worker is shutting down; its close failed the fetch */
 }
@@ -228,70 +157,34 @@ static void on_invalidated(void *ctx, int status)
 static int on_headers(void *ctx, int status, const http_fields_t *hdrs)
 {
     fjob_t *j = ctx;
-    proxy_t *px = j->px;
     int64_t now = proxy_now();
-    policy_resp_t r;
-    policy_resp_parse(&r, status, hdrs, &px->popts);
-    const char *why = NULL;
-    bool storable = j->fill && policy_storable(&j->pol, &r, &px->popts, &why);
-    int64_t cl = j->method == HTTP_HEAD && !j->fill ? -1 : parse_content_length(hdrs);
-    if (storable && cl >= 0 && (uint64_t)cl > px->cfg->max_object_size) {
-        storable = false;
-        why = "too-large";
-    }
-    buf_t vary;
-    buf_init(&vary, 64 * 1024);
-    if (storable) {
-        int vk = policy_vary_key(&vary, hdrs, &j->req_hdrs);
-        if (vk < 0 || vk == POLICY_VARY_STAR) {
-            storable = false;
-            why = vk < 0 ? "vary-too-large" : "vary-star";
-        }
-    }
-    policy_entry_t e;
-    policy_entry_init(&e, &r, &px->popts, j->request_time, now);
-    resp_info_t *ri = make_info(hdrs, &r, &e, storable, why, now);
-    if (!ri) {
-        buf_free(&vary);
+    if (j->validate && status == 304)
+        return store_revalidated(j, hdrs, now);
+    int64_t cl = parse_content_length(hdrs);
+    resp_info_t *ri = store_plan(j, status, hdrs, cl, now);
+    if (!ri)
         return -1;
-    }
-    j->storing = storable;
-    if (storable) {
-        object_meta_t m = {
-            .status = status,
-            .entry = e,
-            .block = ri->data,
-            .block_len = ri->block_len,
-            .cstatus = ri->data + ri->block_len,
-            .cstatus_len = ri->cstatus_len,
-            .vary = vary.data ? vary.data : "",
-            .vary_len = vary.len,
-        };
-        if (object_meta_encode(&j->meta, &m))
-            j->storing = ri->stored = false;
-    }
-    buf_free(&vary);
     http_fields_t copy;
     http_fields_init(&copy, 0);
     http_fields_copy(&copy, hdrs);
     if (policy_method_invalidates(j->method, status)) {
-        /* Drop the stored object first; the client sees the response after. */
+        /* Drop the stored objects first; the client sees the response after. */
         j->held = true;
         j->held_status = status;
         j->held_hdrs = copy;
         j->held_cl = cl;
         j->held_rt = now;
         j->held_info = ri;
-        atomic_fetch_add(&j->refs, 1);
-        if (store_delete_url(px->store, j->hash, on_invalidated, j) != STORE_OK) {
+        job_ref(j);
+        if (!store_invalidate(j, hdrs)) {
             job_unref(j);
             j->held = false;
             j->held_info = NULL;
-            publish(j, status, &j->held_hdrs, cl, now, ri);
+            job_publish(j, status, &j->held_hdrs, cl, now, ri);
         }
         return 0;
     }
-    publish(j, status, &copy, cl, now, ri);
+    job_publish(j, status, &copy, cl, now, ri);
     http_fields_free(&copy);
     return 0;
 }
@@ -315,36 +208,32 @@ static int on_body(void *ctx, const char *p, size_t n)
     return 0;
 }
 
-static void store_body(void *ctx, uint64_t off, void *dst, size_t len)
-{
-    fjob_t *j = ctx;
-    fetch_copy_body(j->f, off, dst, len);
-}
+static void on_done(void *ctx, int err, const char *msg);
+static const upstream_cbs_t job_cbs = { on_headers, on_body, on_done };
 
-static void stored_on_owner(void *arg)
+static bool send_upstream(fjob_t *j)
 {
-    fjob_t *j = arg;
-    fetch_unpublish(j->f);
-    job_unref(j);
-}
-
-/* Writer thread: the object is committed (or failed). Requests that came
- * in meanwhile joined the fetch; from now on they find the object. */
-static void on_stored(void *ctx, int status)
-{
-    fjob_t *j = ctx;
-    if (status != STORE_OK)
-        log_warn("storing %.*s failed", (int)j->url_len, j->url);
-    if (worker_post(j->w, stored_on_owner, j)) {
-        fetch_unpublish(j->f); /* owner gone: finish here (no loop handles involved) */
-        job_unref(j);
-    }
+    const char *method = j->fill ? "GET" : llhttp_method_name((llhttp_method_t)j->method);
+    j->ureq = upstream_start(j->pw->up, method, j->up_url, &j->up_hdrs, NULL, 0, &job_cbs, j);
+    return j->ureq != NULL;
 }
 
 static void on_done(void *ctx, int err, const char *msg)
 {
     fjob_t *j = ctx;
     j->ureq = NULL;
+    if (j->restart && err == UPSTREAM_OK && !j->closed) {
+        /* The 304 did not fit the stored object: ask for the full response. */
+        j->restart = false;
+        stored_free(j->validate);
+        j->validate = NULL;
+        http_fields_remove(&j->up_hdrs, "if-none-match");
+        http_fields_remove(&j->up_hdrs, "if-modified-since");
+        if (send_upstream(j))
+            return;
+        err = UPSTREAM_ECONNECT;
+        msg = "could not start the upstream request";
+    }
     job_unlink(j);
     if (j->held) {
         j->done_held = true;
@@ -354,22 +243,8 @@ static void on_done(void *ctx, int err, const char *msg)
         return;
     }
     fetch_finish(j->f, err, msg);
-    if (err == UPSTREAM_OK && j->storing) {
-        store_put_t sp = {
-            .url = j->url,
-            .url_len = j->url_len,
-            .meta = j->meta.data,
-            .meta_len = j->meta.len,
-            .body_len = j->body_len,
-            .body = store_body,
-            .done = on_stored,
-            .ctx = j,
-        };
-        memcpy(sp.key.hash, j->hash, 16);
-        sp.key.variant = 0;
-        if (store_put(j->px->store, &sp) == STORE_OK)
-            return; /* our reference passes to the store operation */
-    }
+    if (err == UPSTREAM_OK && j->storing && store_commit(j))
+        return; /* the store operation holds our reference now */
     fetch_unpublish(j->f);
     job_unref(j);
 }
@@ -383,16 +258,12 @@ static void on_resume(void *arg)
     }
 }
 
-static const upstream_cbs_t job_cbs = { on_headers, on_body, on_done };
-
-void job_start(preq_t *p, fetch_t *f, bool fill)
+void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
 {
     proxy_worker_t *pw = p->pw;
     proxy_t *px = pw->px;
     http_req_t *req = p->req;
-    http_fields_t up;
     buf_t url;
-    http_fields_init(&up, 0);
     buf_init(&url, 0);
     fjob_t *j = calloc(1, sizeof *j);
     if (!j)
@@ -405,16 +276,32 @@ void job_start(preq_t *p, fetch_t *f, bool fill)
     fetch_ref(f);
     j->method = req->method;
     j->fill = fill;
+    j->rule = p->rule;
+    j->popts = p->popts;
     j->pol = p->pol;
     if (fill)
         j->pol.method = HTTP_GET; /* a HEAD miss fills the cache with a GET */
     j->request_time = proxy_now();
+    j->variant = p->variant;
     http_fields_init(&j->req_hdrs, 0);
+    http_fields_init(&j->up_hdrs, 0);
     http_fields_init(&j->held_hdrs, 0);
     buf_init(&j->meta, 0);
+    buf_init(&j->vary_fields, 64 * 1024);
     memcpy(j->hash, p->hash, 16);
+    if (fill && validate) {
+        j->validate = calloc(1, sizeof *j->validate);
+        if (!j->validate || !(j->validate->meta = malloc(validate->meta_len + 1)))
+            goto fail;
+        memcpy(j->validate->meta, validate->meta, validate->meta_len);
+        j->validate->meta_len = validate->meta_len;
+        j->validate->key = validate->key;
+        j->validate->object_id = validate->object_id;
+        j->validate->body_len = validate->body_len;
+    }
     j->url = malloc(p->key.len + 1);
-    if (!j->url || http_fields_copy(&j->req_hdrs, &req->hdrs) || upstream_headers(p, fill, &up))
+    if (!j->url || http_fields_copy(&j->req_hdrs, &req->hdrs) ||
+        upstream_headers(p, fill, j->validate, &j->up_hdrs))
         goto fail;
     memcpy(j->url, p->key.data, p->key.len + 1);
     j->url_len = p->key.len;
@@ -429,19 +316,24 @@ void job_start(preq_t *p, fetch_t *f, bool fill)
         tl = slash ? tl - (size_t)(slash - req->target) : 1;
     }
     buf_printf(&url, "%s%.*s", px->origin, (int)tl, t);
-    const char *method = fill ? "GET" : req->method_name;
-    j->ureq = upstream_start(pw->up, method, url.data, &up, fill ? NULL : req->body.data,
-                             fill ? 0 : req->body.len, &job_cbs, j);
-    if (!j->ureq)
+    j->up_url = buf_steal(&url);
+    if (!j->up_url)
         goto fail;
+    if (fill) {
+        if (!send_upstream(j))
+            goto fail;
+    } else {
+        j->ureq = upstream_start(pw->up, req->method_name, j->up_url, &j->up_hdrs, req->body.data, req->body.len,
+                                 &job_cbs, j);
+        if (!j->ureq)
+            goto fail;
+    }
     j->linked = true;
     j->next = pw->jobs;
     if (pw->jobs)
         pw->jobs->prev = j;
     pw->jobs = j;
     fetch_set_resume(f, pw->w, on_resume, j);
-    http_fields_free(&up);
-    buf_free(&url);
     return;
 fail:
     log_error("cannot start upstream request for %.*s", (int)p->key.len, p->key.data);
@@ -449,7 +341,6 @@ fail:
     fetch_unpublish(f);
     if (j)
         job_unref(j);
-    http_fields_free(&up);
     buf_free(&url);
 }
 
@@ -467,4 +358,9 @@ void job_close_all(proxy_worker_t *pw)
         fetch_unpublish(j->f);
         job_unref(j); /* a held job's invalidation holds its own reference */
     }
+}
+
+void job_held_release_cb(void *ctx, int status)
+{
+    on_invalidated(ctx, status);
 }

@@ -3,10 +3,14 @@
  *
  * The fetch wakes the waiter from whichever thread drives it; the wake-up
  * is posted to the waiter's own worker, which then reads the state and
- * whatever body bytes are new and writes them while the socket keeps up. */
+ * whatever body bytes are new and writes them while the socket keeps up.
+ * A fetch that revalidated a stored object (304) is answered from the
+ * store with the new headers; a failed one falls back on the stored
+ * object where stale-if-error allows. */
 #include "proxy_internal.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,8 +46,10 @@ static void on_wake(fetch_waiter_t *w)
 void stream_fill(preq_t *p)
 {
     bool created;
+    uint8_t key[16];
+    preq_fetch_key(p, key);
     p->waiter.wake = on_wake;
-    p->f = fetch_join(p->pw->px->fetches, p->hash, &p->waiter, &created);
+    p->f = fetch_join(p->pw->px->fetches, key, &p->waiter, &created);
     if (!p->f) {
         preq_respond(p, 503, "no-memory", "out of memory\n");
         return;
@@ -51,7 +57,7 @@ void stream_fill(preq_t *p)
     p->collapsed = !created;
     http_conn_set_log_tag(p->c, created ? "miss" : "collapsed");
     if (created)
-        job_start(p, p->f, true);
+        job_start(p, p->f, true, p->stored);
     else
         pump(p); /* the fetch may be well under way: catch up now */
 }
@@ -66,16 +72,74 @@ void stream_private(preq_t *p, bool fill)
         return;
     }
     http_conn_set_log_tag(p->c, fill ? "miss" : "pass");
-    job_start(p, p->f, fill);
+    job_start(p, p->f, fill, fill ? p->stored : NULL);
+}
+
+void stream_background(preq_t *p)
+{
+    uint8_t key[16];
+    preq_fetch_key(p, key);
+    fetch_t *f = fetch_start_if_absent(p->pw->px->fetches, key);
+    if (!f)
+        return; /* a revalidation (or fill) of this object is already under way */
+    job_start(p, f, true, p->stored);
+    fetch_unref(f);
+}
+
+static void detach(preq_t *p)
+{
+    fetch_detach(p->f, &p->waiter);
+    fetch_unref(p->f);
+    p->f = NULL;
 }
 
 /* The response we waited for cannot be ours: forward on our own. */
 static void redispatch(preq_t *p)
 {
-    fetch_detach(p->f, &p->waiter);
-    fetch_unref(p->f);
-    p->f = NULL;
+    detach(p);
     stream_private(p, true);
+}
+
+/* The fetch validated the stored object: answer from the store with the
+ * headers the 304 brought. */
+static void serve_validated(preq_t *p, const resp_info_t *ri)
+{
+    object_meta_t m;
+    stored_t s = { .key = ri->key, .object_id = ri->object_id };
+    const char *meta = ri->data + ri->block_len + ri->cstatus_len;
+    detach(p);
+    if (object_meta_decode(meta, ri->meta_len, &m) == 0) {
+        int64_t age, ttl;
+        policy_entry_check(&m.entry, NULL, proxy_now(), &age, &ttl);
+        char params[128];
+        snprintf(params, sizeof params, "; fwd=%s; fwd-status=304%s; ttl=%lld%s", p->fwd ? p->fwd : "stale",
+                 ri->stored ? "; stored" : "", (long long)ttl, p->collapsed ? "; collapsed" : "");
+        http_conn_set_log_tag(p->c, "revalidated");
+        if (serve_stored_copy(p, &s, &m, params, age))
+            return;
+    }
+    /* The object went away meanwhile: fetch it whole. */
+    stored_free(p->stored);
+    p->stored = NULL;
+    stream_private(p, true);
+}
+
+/* Upstream failed (or answered 5xx) and stale-if-error allows the stored
+ * object: answer with it. Returns false when it is gone. */
+static bool serve_stale(preq_t *p, const fetch_view_t *v)
+{
+    object_meta_t m;
+    if (!p->stored || object_meta_decode(p->stored->meta, p->stored->meta_len, &m))
+        return false;
+    int64_t age, ttl;
+    policy_entry_check(&m.entry, NULL, proxy_now(), &age, &ttl);
+    char params[160], st[24] = "";
+    if (v->state != FETCH_FAILED)
+        snprintf(st, sizeof st, "; fwd-status=%d", v->status);
+    snprintf(params, sizeof params, "; fwd=stale%s; ttl=%lld; detail=stale-if-error", st, (long long)ttl);
+    detach(p);
+    http_conn_set_log_tag(p->c, "stale");
+    return serve_stored_copy(p, p->stored, &m, params, age);
 }
 
 static void send_head(preq_t *p, const fetch_view_t *v)
@@ -122,6 +186,35 @@ static void fail(preq_t *p, const fetch_view_t *v)
     preq_respond(p, st, v->err == UPSTREAM_ETIMEOUT ? "upstream-timeout" : "upstream-error", body);
 }
 
+/* Before anything is sent: returns true when p was answered (or sent
+ * elsewhere) instead of from the fetch's response. */
+static bool answer_otherwise(preq_t *p, const fetch_view_t *v)
+{
+    const resp_info_t *ri = v->owner_data;
+    bool upstream_bad = v->state == FETCH_FAILED || (v->state != FETCH_PENDING && v->status >= 500);
+    if (upstream_bad && p->stale_if_error && serve_stale(p, v))
+        return true;
+    if (v->redispatch) {
+        redispatch(p);
+        return true;
+    }
+    if (v->state == FETCH_FAILED) {
+        fail(p, v);
+        return true;
+    }
+    if (v->status == 304 && ri && ri->revalidated) {
+        if (v->state == FETCH_DONE)
+            serve_validated(p, ri);
+        return true; /* answered, or wait for the (bodiless) end */
+    }
+    if (p->collapsed && v->req_hdrs && !policy_vary_response_matches(v->hdrs, v->req_hdrs, &p->req->hdrs)) {
+        p->fwd = "vary-miss";
+        redispatch(p);
+        return true;
+    }
+    return false;
+}
+
 static void pump(void *arg)
 {
     preq_t *p = arg;
@@ -132,23 +225,11 @@ static void pump(void *arg)
         fetch_view_t v;
         uv_buf_t iov[READ_IOV];
         unsigned n = fetch_read(p->f, &p->waiter, &v, iov, READ_IOV);
-        if (v.redispatch) {
-            redispatch(p);
-            break;
-        }
         if (v.state == FETCH_PENDING)
             break;
-        if (v.state == FETCH_FAILED && !p->head_sent) {
-            fail(p, &v);
-            break;
-        }
         if (!p->head_sent) {
-            if (p->collapsed && v.req_hdrs &&
-                !policy_vary_response_matches(v.hdrs, v.req_hdrs, &p->req->hdrs)) {
-                p->fwd = "vary-miss";
-                redispatch(p);
+            if (answer_otherwise(p, &v))
                 break;
-            }
             if (p->req->is_head && v.content_length < 0 && v.state != FETCH_DONE)
                 break; /* HEAD: wait for the length */
             send_head(p, &v);

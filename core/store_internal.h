@@ -75,6 +75,7 @@ enum store_op_kind {
     STORE_OP_PUT,
     STORE_OP_DELETE,
     STORE_OP_DELETE_URL,
+    STORE_OP_UPDATE_META,
     STORE_OP_TOUCH,
     STORE_OP_SYNC,
 };
@@ -92,7 +93,8 @@ typedef struct store_op {
     store_body_fn body;       /* put */
     uint64_t body_len;
     uint64_t cost;            /* put: accounted bytes once stored */
-    size_t url_len, meta_len; /* put: url then meta in data[] */
+    size_t url_len, meta_len; /* put: url then meta in data[]; update_meta: meta in data[] */
+    uint64_t oid;             /* update_meta: the version it applies to */
     size_t ntouch;            /* touch: ntouch encoded keys in data[] */
     uint8_t data[];
 } store_op_t;

@@ -126,6 +126,28 @@ static int queue_simple(store_t *s, int kind, const uint8_t *key, size_t keylen,
     return rc;
 }
 
+int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, const void *meta, size_t meta_len,
+                      store_done_fn done, void *ctx)
+{
+    if (meta_len > STORE_META_MAX || (meta_len && !meta))
+        return STORE_ERROR;
+    store_op_t *op = calloc(1, sizeof *op + meta_len);
+    if (!op)
+        return STORE_ERROR;
+    op->kind = STORE_OP_UPDATE_META;
+    store_key_encode(key, op->key);
+    op->oid = object_id;
+    op->meta_len = meta_len;
+    if (meta_len)
+        memcpy(op->data, meta, meta_len);
+    op->done = done;
+    op->ctx = ctx;
+    int rc = store_enqueue(s, op);
+    if (rc != STORE_OK)
+        free(op);
+    return rc;
+}
+
 int store_delete_url(store_t *s, const uint8_t hash[16], store_done_fn done, void *ctx)
 {
     return queue_simple(s, STORE_OP_DELETE_URL, hash, 16, done, ctx);
@@ -208,6 +230,47 @@ static int apply_put(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
     return 0;
 }
 
+/* Rewrite an object's record with new metadata, keeping its version (object
+ * id, chunks) and inline body; a revalidated object also counts as used. */
+static int apply_update_meta(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
+{
+    MDB_val k = { STORE_KEY_LEN, op->key }, v;
+    store_rec_t h;
+    uint8_t *copy = NULL;
+    int rc = mdb_get(txn, s->db_obj, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && (store_rec_decode(v.mv_data, v.mv_size, &h) || h.oid != op->oid))) {
+        op->status = STORE_NOTFOUND;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    /* The old value lives in pages this txn may reuse: copy url and body out first. */
+    size_t inl = h.nchunks ? 0 : (size_t)h.body_len;
+    const uint8_t *old = (const uint8_t *)v.mv_data + STORE_REC_HDR;
+    copy = malloc(h.url_len + inl + 1);
+    if (!copy)
+        return ENOMEM;
+    memcpy(copy, old, h.url_len);
+    memcpy(copy + h.url_len, old + h.url_len + h.meta_len, inl);
+    uint64_t old_cost = h.cost;
+    h.meta_len = (uint32_t)op->meta_len;
+    h.cost = store_cost(s, h.url_len, h.meta_len, h.body_len);
+    MDB_val nv = { STORE_REC_HDR + h.url_len + h.meta_len + inl, NULL };
+    if ((rc = mdb_put(txn, s->db_obj, &k, &nv, MDB_RESERVE)) != 0)
+        goto out;
+    uint8_t *p = nv.mv_data;
+    store_rec_encode(p, &h);
+    p += STORE_REC_HDR;
+    memcpy(p, copy, h.url_len);
+    memcpy(p + h.url_len, op->data, op->meta_len);
+    memcpy(p + h.url_len + op->meta_len, copy + h.url_len, inl);
+    w->st.bytes = w->st.bytes - old_cost + h.cost;
+    rc = store_lru_touch(s, txn, w, op->key, 1);
+out:
+    free(copy);
+    return rc;
+}
+
 /* Every variant of a URL hash: keys sharing the 16-byte prefix are adjacent. */
 static int apply_delete_url(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t hash[16])
 {
@@ -257,6 +320,9 @@ static int apply_op(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
     case STORE_OP_DELETE_URL:
         rc = apply_delete_url(s, txn, w, op->key);
         break;
+    case STORE_OP_UPDATE_META:
+        rc = apply_update_meta(s, txn, w, op);
+        break;
     case STORE_OP_TOUCH:
         rc = store_lru_touch(s, txn, w, op->data, op->ntouch);
         break;
@@ -283,7 +349,7 @@ static int run_txn(store_t *s, store_op_t *first, store_op_t *end)
     if (rc)
         goto out;
     for (store_op_t *op = first; op != end; op = op->next)
-        if (!op->failed)
+        if (!op->failed && op->status != STORE_NOTFOUND)
             op->status = STORE_OK;
 out:
     if (txn)

@@ -35,12 +35,20 @@ int main(int argc, char **argv)
 {
     static config_t cfg;
     char err[1024];
+    if (argc >= 2 && strcmp(argv[1], "--check-config") == 0) {
+        if (argc < 3 || argc > 4) {
+            fprintf(stderr, "usage: edge --check-config FILE [URL]\n");
+            return 2;
+        }
+        return config_check(CONFIG_EDGE, "edge", argv[2], argc == 4 ? argv[3] : NULL);
+    }
     config_defaults(&cfg, CONFIG_EDGE);
     int rc = config_from_args(&cfg, CONFIG_EDGE, "edge", argc, argv, err, sizeof err);
     if (rc > 0)
         return 0;
     if (rc < 0) {
         fprintf(stderr, "edge: %s\n", err);
+        config_free(&cfg);
         return 2;
     }
     if (log_open(&cfg))
@@ -70,6 +78,7 @@ int main(int argc, char **argv)
     worker_group_run(g);
     proxy_free(px); /* the store's last callbacks may still post to the workers */
     worker_group_free(g);
+    config_free(&cfg);
     upstream_global_cleanup();
     log_close();
     return 0;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy_rules.h"
+
 /* Which programs a setting applies to. */
 enum { CONFIG_EDGE = 1, CONFIG_SHIELD = 2, CONFIG_ALL = 3 };
 
@@ -47,6 +49,11 @@ typedef struct config {
     char access_log[512];
     unsigned log_level;           /* index into "error|warn|info|debug" */
     bool forward_host;
+    bool forward_cdn_cache_control;
+    /* [rule PATTERN] sections, most specific first (policy_rules_sort);
+     * owned, freed by config_free. */
+    policy_rule_t *rules;
+    size_t nrules;
 } config_t;
 
 enum { CONFIG_SYNC_COMMIT = 0, CONFIG_SYNC_NONE = 1 };
@@ -67,13 +74,17 @@ typedef struct config_setting {
 /* The table; terminated by an entry with key == NULL. Static lifetime. */
 extern const config_setting_t config_settings[];
 
+/* Free what loading allocated (the rules). */
+void config_free(config_t *cfg);
 /* Fill cfg with every default for program prog (CONFIG_EDGE / CONFIG_SHIELD). */
 void config_defaults(config_t *cfg, unsigned prog);
 /* Parse one key = value. where names the source for messages ("FILE:LINE" or
  * "--flag"). Returns 0, or -1 with a message "WHERE: ..." in err. */
 int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
                const char *where, char *err, size_t errlen);
-/* Load a file over cfg. Returns 0, or -1 with "FILE:LINE: expected ..." in err. */
+/* Load a file over cfg: top-level `key = value` lines, then `[rule PATTERN]`
+ * sections whose keys are the rule settings (policy_rules.h). Returns 0,
+ * or -1 with "FILE:LINE: expected ..." in err. */
 int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, size_t errlen);
 /* Load from an in-memory text named name (used for the embedded default). */
 int config_load_string(config_t *cfg, unsigned prog, const char *name, const char *text,
@@ -87,6 +98,13 @@ int config_from_args(config_t *cfg, unsigned prog, const char *progname, int arg
 void config_print_help(FILE *out, unsigned prog, const char *progname);
 /* Print the README's markdown configuration table. */
 void config_print_markdown(FILE *out, unsigned prog);
+/* The rule for a normalised cache key ("scheme://host/path?query", from
+ * policy_cache_key), matched on its host and path; NULL when none matches
+ * (the built-in defaults apply). Valid as long as cfg. */
+const policy_rule_t *config_rule_for_key(const config_t *cfg, const char *key, size_t len);
+/* `PROG --check-config FILE [URL]`: validate FILE; with URL, print the
+ * rule that applies to it and its cache key. Returns the exit status. */
+int config_check(unsigned prog, const char *progname, const char *file, const char *url);
 /* Parse a size ("16K", "1G", "123"); returns 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);
 /* Parse a duration into milliseconds ("10s", "250ms", "2m", "5" = 5 s); 0 or -1. */

@@ -85,6 +85,10 @@ unsigned fetch_table_size(fetch_table_t *t);
  * holds one reference (fetch_unref when done) and w is attached. A fetch
  * that failed or stopped being shareable is never joined. */
 fetch_t *fetch_join(fetch_table_t *t, const uint8_t key[16], fetch_waiter_t *w, bool *created);
+/* Create and publish a fetch for key with no waiter (a background
+ * revalidation), unless one is already published: then NULL. The caller
+ * holds one reference to what it gets. */
+fetch_t *fetch_start_if_absent(fetch_table_t *t, const uint8_t key[16]);
 /* A private fetch, not in the table (uncacheable methods, redispatch):
  * w is its only waiter. The caller holds one reference. */
 fetch_t *fetch_new_private(fetch_waiter_t *w);

@@ -32,7 +32,8 @@ typedef struct policy_opts {
     unsigned heuristic_percent; /* share of Date - Last-Modified, percent (10) */
     bool store_cookies;         /* store responses with Set-Cookie; the stored copy drops it (false) */
     bool stale_with_s_maxage;   /* let stale-while-revalidate/-if-error apply despite the
-                                 * proxy-revalidate that s-maxage implies (true) */
+                                 * proxy-revalidate that s-maxage implies (false:
+                                 * RFC 9111 4.2.4, s-maxage means no stale serving) */
     /* RFC 9213 target list, most specific first, NULL-terminated
      * ({"CDN-Cache-Control"}). The first of these fields present with at
      * least one directive replaces Cache-Control AND Expires for this

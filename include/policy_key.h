@@ -5,20 +5,46 @@
 #ifndef CDN_POLICY_KEY_H
 #define CDN_POLICY_KEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
 
-/* How the query takes part in the key. This is the place for per-rule
- * query policy (the next step): sorting parameters, dropping tracking
- * parameters (utm_*, fbclid...). Nothing of it is implemented yet: the
- * all-zero value keeps the query byte-for-byte, and anything else makes
- * policy_cache_key_opts return -ENOTSUP, so a config that asks for it
- * fails loudly instead of silently keying differently. */
+/* Most parameter names / globs in one keep / drop list. */
+#define POLICY_KEY_PARAMS_MAX 16
+
+/* How the query takes part in the key (a per-path rule's `query`). */
+typedef enum policy_query_mode {
+    POLICY_QUERY_ALL = 0, /* byte for byte, as without opts */
+    POLICY_QUERY_NONE,    /* dropped: /p?a=1 keys as /p */
+    POLICY_QUERY_SORTED,  /* parameters stably sorted by name */
+    POLICY_QUERY_KEEP,    /* only parameters named in params, sorted */
+    POLICY_QUERY_DROP,    /* all but parameters matching a glob in params, sorted */
+} policy_query_mode_t;
+
+/* Query policy. Plain data, all-zero = POLICY_QUERY_ALL; params are
+ * borrowed NUL-terminated strings that must outlive the call.
+ *
+ * Parameters are the '&'-separated members of the query (';' is not a
+ * separator); a name runs to the first '='. In the SORTED / KEEP / DROP
+ * modes empty members ("a&&b") are dropped, each kept parameter has its
+ * percent-escapes normalised as in the path (RFC 3986 6.2.2: hex
+ * uppercased, unreserved characters decoded), "b" and "b=" stay distinct,
+ * and parameters are sorted byte-wise by normalised name only: the sort is
+ * stable, so repeated names keep their order ("a=2&a=1" is not "a=1&a=2"
+ * to an origin that takes the first or last value, or builds an array).
+ * No parameter left: no "?" either.
+ *
+ * KEEP / DROP compare the fully percent-decoded name, case-sensitively,
+ * with the configured names (literal) or globs ('*' any run, '?' one
+ * byte): "%69d" is "id". Comparing raw bytes would let "?%69d=evil" drop
+ * out of a `keep id` key while the origin still reads id=evil, a cache
+ * poisoning. Origins that fold the case of names (ASP.NET) need every
+ * spelling listed. */
 typedef struct policy_key_opts {
-    unsigned flags;                 /* future POLICY_KEY_* bits; must be 0 */
-    const char *const *drop_params; /* future: parameter names to drop; must be NULL */
-    size_t n_drop;                  /* entries in drop_params; must be 0 */
+    policy_query_mode_t query;
+    size_t n_params;                            /* entries used in params (KEEP, DROP) */
+    const char *params[POLICY_KEY_PARAMS_MAX];  /* KEEP: names; DROP: globs */
 } policy_key_opts_t;
 
 /* Append the key of a request to out (nothing is appended on error).
@@ -35,8 +61,15 @@ typedef struct policy_key_opts {
  * percent-escape, userinfo, or an empty or malformed host or port. */
 int policy_cache_key(buf_t *out, const char *scheme, const char *host, size_t hostlen, const char *target,
                      size_t target_len);
-/* As policy_cache_key with a query policy; opts NULL = defaults. */
+/* As policy_cache_key with a query policy; opts NULL = POLICY_QUERY_ALL.
+ * Also -EINVAL for an unknown mode, n_params > POLICY_KEY_PARAMS_MAX or a
+ * NULL entry; -ENOMEM for the sort's scratch memory. */
 int policy_cache_key_opts(buf_t *out, const policy_key_opts_t *opts, const char *scheme, const char *host,
                           size_t hostlen, const char *target, size_t target_len);
+
+/* Glob match of s[0..slen) against glob[0..glen): '*' any run of bytes
+ * (none included), '?' exactly one byte, everything else literal (ASCII
+ * case folded when icase). Worst case O(glen * slen), no recursion. */
+bool policy_key_glob_match(const char *glob, size_t glen, const char *s, size_t slen, bool icase);
 
 #endif

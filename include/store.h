@@ -133,6 +133,12 @@ typedef struct store_put {
  * be called exactly once) or STORE_CLOSED (done is never called).
  * Also STORE_ERROR (done never called) when out of memory. */
 int store_put(store_t *s, const store_put_t *p);
+/* Queue replacing the metadata of the object at key, if it is still the
+ * version object_id (a revalidation: a 304 updated the stored headers, the
+ * body is unchanged). done gets STORE_OK, or STORE_NOTFOUND when that
+ * version is gone (replaced or evicted meanwhile). The meta is copied. */
+int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, const void *meta, size_t meta_len,
+                      store_done_fn done, void *ctx);
 /* Queue deletion of every variant of the URL hash (variant ids ignored).
  * done as for store_put; STORE_OK also when nothing matched. */
 int store_delete_url(store_t *s, const uint8_t hash[16], store_done_fn done, void *ctx);

@@ -31,7 +31,7 @@ void policy_opts_init(policy_opts_t *o)
     o->heuristic_default = 0;
     o->heuristic_percent = 10;
     o->store_cookies = false;
-    o->stale_with_s_maxage = true;
+    o->stale_with_s_maxage = false;
     o->targeted_cc[0] = "CDN-Cache-Control";
 }
 
@@ -391,9 +391,9 @@ void policy_entry_init(policy_entry_t *e, const policy_resp_t *r, const policy_o
 
     /* RFC 9111 4.2.4: no stale responses against must-revalidate,
      * proxy-revalidate (shared caches), no-cache or s-maxage (which implies
-     * proxy-revalidate). The origin's own stale-while-revalidate /
-     * stale-if-error next to s-maxage is an explicit grant that CDNs
-     * honour, hence the option. */
+     * proxy-revalidate). Some CDNs read the origin's own
+     * stale-while-revalidate / stale-if-error next to s-maxage as an
+     * explicit grant; the option allows that, off by default (strict). */
     uint32_t hard = POLICY_ENTRY_MUST_REVALIDATE | POLICY_ENTRY_PROXY_REVALIDATE | POLICY_ENTRY_NO_CACHE;
     if (e->flags & (hard | POLICY_ENTRY_S_MAXAGE))
         e->flags |= POLICY_ENTRY_NO_STALE;

@@ -3,12 +3,14 @@
  * Only equivalences that RFC 3986 6.2.2 guarantees for every origin are
  * applied (case of scheme/host/hex digits, unreserved escapes, dot
  * segments, default port). Anything origin-specific, such as query
- * parameter order, stays out until a per-path rule asks for it: keying two
- * different resources together would serve one in place of the other. */
+ * parameter order or ignoring parameters, happens only when a per-path
+ * rule asks for it (policy_key_opts_t): keying two different resources
+ * together would serve one in place of the other. */
 #include "policy_key.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool is_alpha(unsigned char c)
@@ -212,11 +214,167 @@ static int put_path(buf_t *out, const char *p, size_t n)
     return 0;
 }
 
+/* Escapes of p[0..n) normalised as in the path into dst (never longer
+ * than p); a '%' without two hex digits is kept as it is, as the query
+ * has always been accepted byte for byte. Returns the length written. */
+static size_t norm_escapes(char *dst, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c;
+        if (p[i] == '%' && pct_decode(p + i, n - i, &c) == 0) {
+            i += 2;
+            if (is_unreserved(c)) {
+                dst[w++] = (char)c;
+            } else {
+                dst[w++] = '%';
+                dst[w++] = hex[c >> 4];
+                dst[w++] = hex[c & 15];
+            }
+        } else {
+            dst[w++] = p[i];
+        }
+    }
+    return w;
+}
+
+/* p[0..n) with every valid escape decoded, into dst; returns the length. */
+static size_t decode_all(char *dst, const char *p, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c;
+        if (p[i] == '%' && pct_decode(p + i, n - i, &c) == 0) {
+            i += 2;
+            dst[w++] = (char)c;
+        } else {
+            dst[w++] = p[i];
+        }
+    }
+    return w;
+}
+
+bool policy_key_glob_match(const char *glob, size_t glen, const char *s, size_t slen, bool icase)
+{
+    size_t g = 0, i = 0, star = (size_t)-1, mark = 0;
+    while (i < slen) {
+        if (g < glen && glob[g] != '*' &&
+            (glob[g] == '?' || glob[g] == s[i] ||
+             (icase && lower((unsigned char)glob[g]) == lower((unsigned char)s[i])))) {
+            g++;
+            i++;
+        } else if (g < glen && glob[g] == '*') {
+            star = g++;
+            mark = i;
+        } else if (star != (size_t)-1) {
+            /* let the last '*' swallow one more byte and retry */
+            g = star + 1;
+            i = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (g < glen && glob[g] == '*')
+        g++;
+    return g == glen;
+}
+
+typedef struct qparam {
+    const char *text; /* normalised "name[=value]" */
+    size_t len;
+    size_t name_len;  /* normalised name, up to the first '=' */
+    size_t idx;       /* position in the query, for a stable sort */
+} qparam_t;
+
+static int qparam_cmp(const void *pa, const void *pb)
+{
+    const qparam_t *a = pa, *b = pb;
+    size_t m = a->name_len < b->name_len ? a->name_len : b->name_len;
+    int c = memcmp(a->text, b->text, m);
+    if (c)
+        return c;
+    if (a->name_len != b->name_len)
+        return a->name_len < b->name_len ? -1 : 1;
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* Is the parameter whose raw name is name[0..n) in the key? dec is
+ * scratch of at least n bytes. */
+static bool param_kept(const policy_key_opts_t *o, const char *name, size_t n, char *dec)
+{
+    if (o->query != POLICY_QUERY_KEEP && o->query != POLICY_QUERY_DROP)
+        return true;
+    size_t dl = decode_all(dec, name, n);
+    for (size_t k = 0; k < o->n_params; k++) {
+        const char *pk = o->params[k];
+        size_t pl = strlen(pk);
+        bool hit = o->query == POLICY_QUERY_KEEP ? pl == dl && memcmp(pk, dec, dl) == 0
+                                                 : policy_key_glob_match(pk, pl, dec, dl, false);
+        if (hit)
+            return o->query == POLICY_QUERY_KEEP;
+    }
+    return o->query == POLICY_QUERY_DROP;
+}
+
+/* Append the query q[0..n) (after the '?') as opts says. */
+static int put_query(buf_t *out, const policy_key_opts_t *o, const char *q, size_t n)
+{
+    if (!o || o->query == POLICY_QUERY_ALL) {
+        int rc = buf_append(out, "?", 1);
+        return rc ? rc : buf_append(out, q, n);
+    }
+    if (o->query == POLICY_QUERY_NONE || !n)
+        return 0;
+    size_t max = 1;
+    for (size_t i = 0; i < n; i++)
+        max += q[i] == '&';
+    /* Bounded by the request target's own cap; freed before returning. */
+    char *text = malloc(2 * n);
+    qparam_t *ps = malloc(max * sizeof *ps);
+    int rc = 0;
+    size_t np = 0, w = 0;
+    if (!text || !ps) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && q[j] != '&')
+            j++;
+        size_t raw_name = i;
+        while (raw_name < j && q[raw_name] != '=')
+            raw_name++;
+        if (j > i && param_kept(o, q + i, raw_name - i, text + n)) {
+            qparam_t *p = &ps[np];
+            p->text = text + w;
+            p->name_len = norm_escapes(text + w, q + i, raw_name - i);
+            p->len = p->name_len + norm_escapes(text + w + p->name_len, q + raw_name, j - raw_name);
+            p->idx = np++;
+            w += p->len;
+        }
+        i = j + 1;
+    }
+    qsort(ps, np, sizeof *ps, qparam_cmp);
+    for (size_t k = 0; k < np && !rc; k++) {
+        rc = buf_append(out, k ? "&" : "?", 1);
+        if (!rc)
+            rc = buf_append(out, ps[k].text, ps[k].len);
+    }
+out:
+    free(text);
+    free(ps);
+    return rc;
+}
+
 int policy_cache_key_opts(buf_t *out, const policy_key_opts_t *opts, const char *scheme, const char *host,
                           size_t hostlen, const char *target, size_t target_len)
 {
-    if (opts && (opts->flags || opts->drop_params || opts->n_drop))
-        return -ENOTSUP;
+    if (opts && ((unsigned)opts->query > POLICY_QUERY_DROP || opts->n_params > POLICY_KEY_PARAMS_MAX))
+        return -EINVAL;
+    for (size_t i = 0; opts && i < opts->n_params; i++)
+        if (!opts->params[i])
+            return -EINVAL;
     if (!target || !target_len)
         return -EINVAL;
     for (size_t i = 0; i < target_len; i++) {
@@ -260,7 +418,7 @@ int policy_cache_key_opts(buf_t *out, const policy_key_opts_t *opts, const char 
         rc = put_path(out, p, (size_t)(q - p));
     if (!rc && q < end && *q == '?') {
         const char *f = memchr(q, '#', (size_t)(end - q));
-        rc = buf_append(out, q, (size_t)((f ? f : end) - q));
+        rc = put_query(out, opts, q + 1, (size_t)((f ? f : end) - q) - 1);
     }
     if (rc) {
         out->len = start;

@@ -1,8 +1,12 @@
-/* policy_vary: Vary secondary keys (see include/policy_vary.h). */
+/* policy_vary: Vary field lists, secondary keys and variant ids (see
+ * include/policy_vary.h). */
 #include "policy_vary.h"
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
+
+#include "hash.h"
 
 /* Append the normalised value of request field name (nlen) to out. */
 static int put_value(buf_t *out, const http_fields_t *req, const char *name, size_t nlen)
@@ -45,27 +49,71 @@ static int put_value(buf_t *out, const http_fields_t *req, const char *name, siz
     return buf_append(out, "\n", 1);
 }
 
-int policy_vary_key(buf_t *out, const http_fields_t *resp, const http_fields_t *req)
+/* Is name (nlen, lowercase) already a line of the list? */
+static bool listed(const buf_t *list, const char *name, size_t nlen)
+{
+    size_t i = 0;
+    while (i < list->len) {
+        const char *nl = memchr(list->data + i, '\n', list->len - i);
+        size_t l = (size_t)(nl - list->data) - i;
+        if (l == nlen && memcmp(list->data + i, name, nlen) == 0)
+            return true;
+        i += l + 1;
+    }
+    return false;
+}
+
+int policy_vary_fields(buf_t *out, const http_fields_t *resp)
 {
     int kind = POLICY_VARY_NONE;
+    size_t start = out->len;
+    char lower[256];
     for (size_t i = 0; i < resp->n; i++) {
         if (!http_name_eq(http_fields_name(resp, i), "vary"))
             continue;
         size_t pos = 0;
         http_slice_t item;
         while (http_list_next(http_fields_value(resp, i), &pos, &item)) {
-            if (item.len == 1 && item.p[0] == '*')
+            if (item.len == 1 && item.p[0] == '*') {
+                out->len = start;
                 return POLICY_VARY_STAR;
-            for (size_t m = 0; m < item.len; m++) {
-                char lc = (char)tolower((unsigned char)item.p[m]);
-                if (buf_append(out, &lc, 1))
-                    return -1;
             }
-            if (put_value(out, req, item.p, item.len))
+            if (item.len >= sizeof lower)
+                return -1; /* no real field name is this long */
+            for (size_t m = 0; m < item.len; m++)
+                lower[m] = (char)tolower((unsigned char)item.p[m]);
+            buf_t view = { out->data ? out->data + start : NULL, out->len - start, 0, 0 };
+            if (listed(&view, lower, item.len))
+                continue;
+            if (buf_append(out, lower, item.len) || buf_append(out, "\n", 1))
                 return -1;
             kind = POLICY_VARY_KEY;
         }
     }
+    return kind;
+}
+
+int policy_vary_key_from_fields(buf_t *out, const char *fields, size_t flen, const http_fields_t *req)
+{
+    size_t i = 0;
+    while (i < flen) {
+        const char *nl = memchr(fields + i, '\n', flen - i);
+        size_t l = nl ? (size_t)(nl - fields) - i : flen - i;
+        if (buf_append(out, fields + i, l) || put_value(out, req, fields + i, l))
+            return -1;
+        i += l + 1;
+    }
+    return 0;
+}
+
+int policy_vary_key(buf_t *out, const http_fields_t *resp, const http_fields_t *req)
+{
+    buf_t names;
+    buf_init(&names, 64 * 1024);
+    int kind = policy_vary_fields(&names, resp);
+    if (kind == POLICY_VARY_KEY && policy_vary_key_from_fields(out, names.data, names.len, req))
+        kind = -1;
+    buf_free(&names);
     return kind;
 }
 
@@ -110,4 +158,11 @@ bool policy_vary_response_matches(const http_fields_t *resp, const http_fields_t
     buf_free(&ka);
     buf_free(&kb);
     return same;
+}
+
+uint64_t policy_vary_id(const char *key, size_t len)
+{
+    static const uint8_t k[16] = { 'c', 'd', 'n', '-', 'v', 'a', 'r', 'y', '-', 'i', 'd', '-', 'k', 'e', 'y', '1' };
+    uint64_t id = hash_sip64(k, key, len);
+    return id ? id : 1;
 }

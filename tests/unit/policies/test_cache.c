@@ -711,16 +711,20 @@ Test(entry, windows_closed_by_must_revalidate)
     }
 }
 
+/* RFC 9111 4.2.4 by default: s-maxage implies proxy-revalidate, so no
+ * stale serving; stale_with_s_maxage is the opt-in CDN reading. */
 Test(entry, windows_with_s_maxage_are_an_option)
 {
     policy_resp_t r = RESP(200, "Cache-Control", "s-maxage=60, stale-while-revalidate=30", "Date", D_T0, NULL);
     policy_entry_t e = entry_o(NULL, &r);
-    cr_assert_eq(check(&e, NULL, T0 + 61), POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK);
+    cr_assert_eq(e.stale_while_revalidate, -1);
+    cr_assert_eq(check(&e, NULL, T0 + 61), POLICY_VERDICT_STALE);
     policy_opts_t o;
     policy_opts_init(&o);
-    o.stale_with_s_maxage = false;
+    cr_assert_not(o.stale_with_s_maxage);
+    o.stale_with_s_maxage = true;
     e = entry_o(&o, &r);
-    cr_assert_eq(check(&e, NULL, T0 + 61), POLICY_VERDICT_STALE);
+    cr_assert_eq(check(&e, NULL, T0 + 61), POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK);
 }
 
 Test(entry, invalid_window_values_are_absent)

@@ -190,15 +190,15 @@ Test(key, bounded_by_cap)
     buf_free(&b);
 }
 
-Test(key, opts_not_implemented_yet)
+Test(key, opts_zero_is_byte_for_byte)
 {
     buf_t b;
     buf_init(&b, 0);
     policy_key_opts_t o = { 0 };
     cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, "/?b&a", 5), 0);
     cr_assert_str_eq(b.data, "http://h/?b&a");
-    o.flags = 1;
-    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, "/", 1), -ENOTSUP);
+    o.query = (policy_query_mode_t)99;
+    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, "/", 1), -EINVAL);
     buf_free(&b);
 }
 

@@ -1,0 +1,110 @@
+/* proxy_lookup: find the stored object for a request and decide what its
+ * freshness allows: serve it, serve it stale while a background fetch
+ * revalidates it, or go upstream (with its validators, and with it as the
+ * answer of last resort under stale-if-error).
+ *
+ * A URL whose responses vary has an index record at variant 0 listing the
+ * Vary field names; the request's secondary key over those names selects
+ * the variant record. Every record carries its full URL and variants
+ * their full secondary key, compared on each lookup: a hash collision
+ * costs a miss, never a wrong response. */
+#include "proxy_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_vary.h"
+
+/* Get key's record and check it is this URL's; false otherwise. */
+static bool get_record(preq_t *p, const store_key_t *k, store_obj_t *obj, object_meta_t *m)
+{
+    return store_get(p->pw->rd, k, obj) == STORE_OK && obj->url_len == p->key.len &&
+           memcmp(obj->url, p->key.data, obj->url_len) == 0 && object_meta_decode(obj->meta, obj->meta_len, m) == 0;
+}
+
+static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
+{
+    stored_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->meta = malloc(obj->meta_len ? obj->meta_len : 1);
+    if (!s->meta) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->meta, obj->meta, obj->meta_len);
+    s->meta_len = obj->meta_len;
+    s->key = *k;
+    s->object_id = obj->object_id;
+    s->body_len = obj->body_len;
+    return s;
+}
+
+lookup_result_t lookup_and_serve(preq_t *p)
+{
+    store_reader_t *rd = p->pw->rd;
+    store_obj_t obj;
+    object_meta_t m;
+    store_key_t k = { .variant = 0 };
+    lookup_result_t res = LOOKUP_MISS;
+    buf_t sk;
+    buf_init(&sk, 64 * 1024);
+    memcpy(k.hash, p->hash, 16);
+    p->fwd = "uri-miss";
+    if (store_read_begin(rd) != STORE_OK)
+        goto out;
+    if (!get_record(p, &k, &obj, &m))
+        goto end;
+    if (m.kind == OBJECT_META_INDEX) {
+        store_touch(rd, &k); /* the index serves every variant: keep it with them */
+        if (policy_vary_key_from_fields(&sk, m.vary, m.vary_len, &p->req->hdrs))
+            goto end;
+        p->variant = k.variant = policy_vary_id(sk.data, sk.len);
+        p->fwd = "vary-miss";
+        if (!get_record(p, &k, &obj, &m) || m.kind != OBJECT_META_OBJECT || m.vary_len != sk.len ||
+            memcmp(m.vary, sk.data, sk.len) != 0)
+            goto end;
+    } else if (m.vary_len) {
+        goto end; /* an object at variant 0 never varies; a damaged record */
+    }
+    int64_t age, ttl;
+    char params[96];
+    policy_verdict_t v = policy_entry_check(&m.entry, &p->pol, proxy_now(), &age, &ttl);
+    switch (v) {
+    case POLICY_VERDICT_FRESH:
+    case POLICY_VERDICT_STALE_ACCEPTED:
+        store_touch(rd, &k);
+        http_conn_set_log_tag(p->c, "hit");
+        snprintf(params, sizeof params, "; hit; ttl=%lld", (long long)ttl);
+        serve_stored(p, &obj, &m, params, age);
+        res = LOOKUP_SERVED;
+        goto out; /* serve_stored ended the transaction */
+    case POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK:
+        store_touch(rd, &k);
+        p->stored = stored_copy(&k, &obj);
+        http_conn_set_log_tag(p->c, "stale");
+        snprintf(params, sizeof params, "; hit; ttl=%lld; detail=stale-while-revalidate", (long long)ttl);
+        serve_stored(p, &obj, &m, params, age);
+        res = LOOKUP_SERVED_STALE;
+        goto out;
+    case POLICY_VERDICT_REQUEST:
+        p->fwd = "request";
+        break;
+    case POLICY_VERDICT_STALE_IF_ERROR_OK:
+        p->stale_if_error = true;
+        p->fwd = "stale";
+        break;
+    case POLICY_VERDICT_STALE:
+        p->fwd = "stale";
+        break;
+    }
+    /* Go upstream with the stored object's validators (and keep it for stale-if-error). */
+    p->stored = stored_copy(&k, &obj);
+    res = p->stored ? LOOKUP_REVALIDATE : LOOKUP_MISS;
+end:
+    store_read_end(rd);
+out:
+    buf_free(&sk);
+    return res;
+}

@@ -1,0 +1,352 @@
+/* proxy_store: the storing side of a fetch: what of a response head
+ * clients see and what is kept (proxy rules applied), the metadata of the
+ * stored object, Vary variants side by side, the header update a 304
+ * makes (RFC 9111 3.2, 4.3.4), and invalidation after unsafe methods
+ * (RFC 9111 4.4).
+ *
+ * Fetches stay findable in the collapsing table until their store
+ * operation commits (so no request in that window fetches again); the
+ * store's completion runs on its writer thread and is posted back to the
+ * fetch's owner to unpublish it. */
+#include "proxy_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+#include "policy_date.h"
+#include "policy_key.h"
+#include "policy_rules.h"
+#include "policy_update.h"
+#include "policy_vary.h"
+
+/* Fields a node keeps for its own decisions but does not pass on. */
+static bool hidden_field(const proxy_t *px, http_slice_t n)
+{
+    return http_name_eq(n, "surrogate-control") ||
+           (http_name_eq(n, "cdn-cache-control") && !px->cfg->forward_cdn_cache_control);
+}
+
+/* Split fields h into the client block and the hidden block: no
+ * hop-by-hop fields, no framing (rebuilt per response), no Age
+ * (recomputed), Cache-Status apart (nodes append to it). A stored response
+ * also loses what the store must not keep (Set-Cookie, private="..."). */
+static void split_fields(const proxy_t *px, const http_fields_t *h, const policy_resp_t *r, bool stored, buf_t *block,
+                         buf_t *hidden, http_slice_t *cs)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        http_slice_t n = http_fields_name(h, i), v = http_fields_value(h, i);
+        if (policy_hop_by_hop(n.p, n.len) || policy_connection_listed(h, n.p, n.len) ||
+            http_name_eq(n, "content-length") || http_name_eq(n, "age"))
+            continue;
+        if (http_name_eq(n, "cache-status")) {
+            *cs = v;
+            continue;
+        }
+        if (stored && !policy_field_storable(r, h, n.p, n.len))
+            continue;
+        buf_t *to = hidden_field(px, n) ? hidden : block;
+        if (to == hidden && !stored)
+            continue; /* nobody will merge a 304 into it */
+        buf_append(to, n.p, n.len);
+        buf_append(to, ": ", 2);
+        buf_append(to, v.p, v.len);
+        buf_append(to, "\r\n", 2);
+    }
+}
+
+static resp_info_t *info_new(const buf_t *block, http_slice_t cs, size_t extra)
+{
+    resp_info_t *ri = calloc(1, sizeof *ri + block->len + cs.len + extra);
+    if (!ri)
+        return NULL;
+    ri->block_len = block->len;
+    ri->cstatus_len = cs.len;
+    if (block->len)
+        memcpy(ri->data, block->data, block->len);
+    if (cs.len)
+        memcpy(ri->data + block->len, cs.p, cs.len);
+    return ri;
+}
+
+resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now)
+{
+    const proxy_t *px = j->px;
+    policy_resp_t r;
+    policy_resp_parse(&r, status, hdrs, j->popts);
+    const char *why = NULL;
+    bool storable = j->fill && policy_rule_storable(j->rule, &j->pol, &r, j->popts, &why);
+    if (storable && cl >= 0 && (uint64_t)cl > px->cfg->max_object_size) {
+        storable = false;
+        why = "too-large";
+    }
+    buf_t skey, block, hidden;
+    buf_init(&skey, 64 * 1024);
+    buf_init(&block, 0);
+    buf_init(&hidden, 0);
+    buf_reset(&j->vary_fields);
+    j->variant = 0;
+    if (storable) {
+        int vk = policy_vary_fields(&j->vary_fields, hdrs);
+        if (vk == POLICY_VARY_KEY && policy_vary_key_from_fields(&skey, j->vary_fields.data, j->vary_fields.len,
+                                                                 &j->req_hdrs) == 0) {
+            j->variant = policy_vary_id(skey.data, skey.len);
+        } else if (vk != POLICY_VARY_NONE) {
+            storable = false;
+            why = vk == POLICY_VARY_STAR ? "vary-star" : "vary-too-large";
+        }
+    }
+    policy_entry_t e;
+    policy_entry_init(&e, &r, j->popts, j->request_time, now);
+    policy_rule_entry(j->rule, &r, &e);
+    http_slice_t cs = { "", 0 };
+    split_fields(px, hdrs, &r, storable, &block, &hidden, &cs);
+    bool has_date = false;
+    http_slice_t d;
+    has_date = http_fields_get(hdrs, "date", &d);
+    if (!has_date) {
+        char ds[30];
+        policy_date_format(now, ds);
+        buf_printf(&block, "Date: %s\r\n", ds);
+    }
+    resp_info_t *ri = info_new(&block, cs, 0);
+    if (ri) {
+        ri->entry = e;
+        ri->stored = storable;
+        ri->detail = why;
+    }
+    j->storing = storable && ri;
+    buf_reset(&j->meta);
+    if (j->storing) {
+        object_meta_t m = {
+            .kind = OBJECT_META_OBJECT,
+            .status = status,
+            .entry = e,
+            .block = block.data ? block.data : "",
+            .block_len = block.len,
+            .hidden = hidden.data ? hidden.data : "",
+            .hidden_len = hidden.len,
+            .cstatus = cs.p,
+            .cstatus_len = cs.len,
+            .vary = skey.data ? skey.data : "",
+            .vary_len = skey.len,
+        };
+        if (object_meta_encode(&j->meta, &m))
+            j->storing = ri->stored = false;
+    }
+    buf_free(&skey);
+    buf_free(&block);
+    buf_free(&hidden);
+    return ri;
+}
+
+static void unpublish_on_owner(void *arg)
+{
+    fjob_t *j = arg;
+    fetch_unpublish(j->f);
+    job_unref(j);
+}
+
+/* Writer thread: the object (or its new headers) is committed or failed.
+ * Requests that came in meanwhile joined the fetch; from now on they find
+ * the object. */
+static void on_store_done(void *ctx, int status)
+{
+    fjob_t *j = ctx;
+    if (status != STORE_OK && status != STORE_NOTFOUND)
+        log_warn("storing %.*s failed", (int)j->url_len, j->url);
+    if (worker_post(j->w, unpublish_on_owner, j)) {
+        fetch_unpublish(j->f); /* owner gone: finish here (no loop handles involved) */
+        job_unref(j);
+    }
+}
+
+static void store_body(void *ctx, uint64_t off, void *dst, size_t len)
+{
+    fjob_t *j = ctx;
+    fetch_copy_body(j->f, off, dst, len);
+}
+
+bool store_commit(fjob_t *j)
+{
+    store_t *st = j->px->store;
+    store_put_t sp = {
+        .url = j->url,
+        .url_len = j->url_len,
+        .body_len = j->body_len,
+        .body = store_body,
+        .ctx = j,
+    };
+    memcpy(sp.key.hash, j->hash, 16);
+    if (j->variant) {
+        /* The URL's index (variant 0) names the fields its variants are keyed by. */
+        buf_t idx;
+        buf_init(&idx, 0);
+        object_meta_t m = { .kind = OBJECT_META_INDEX, .vary = j->vary_fields.data, .vary_len = j->vary_fields.len };
+        m.entry.version = POLICY_ENTRY_VERSION; /* an index has no freshness of its own */
+        m.block = m.hidden = m.cstatus = "";
+        store_put_t ip = sp;
+        ip.key.variant = 0;
+        ip.body_len = 0;
+        ip.body = NULL;
+        ip.ctx = NULL;
+        if (object_meta_encode(&idx, &m) == 0) {
+            ip.meta = idx.data;
+            ip.meta_len = idx.len;
+            store_put(st, &ip); /* copied at once */
+        }
+        buf_free(&idx);
+    }
+    sp.key.variant = j->variant;
+    sp.meta = j->meta.data;
+    sp.meta_len = j->meta.len;
+    sp.done = on_store_done;
+    return store_put(st, &sp) == STORE_OK; /* our reference passes to the operation */
+}
+
+int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
+{
+    const proxy_t *px = j->px;
+    object_meta_t sm;
+    http_fields_t sf, merged;
+    buf_t block, hidden, meta;
+    int rc = -1;
+    http_fields_init(&sf, 0);
+    http_fields_init(&merged, 0);
+    buf_init(&block, 0);
+    buf_init(&hidden, 0);
+    buf_init(&meta, 0);
+    if (object_meta_decode(j->validate->meta, j->validate->meta_len, &sm) ||
+        object_meta_fields(&sf, sm.block, sm.block_len) || object_meta_fields(&sf, sm.hidden, sm.hidden_len))
+        goto out;
+    if (!policy_304_matches(&sf, hdrs, 1)) {
+        j->restart = true; /* not about our object: fetch it whole once this ends */
+        rc = 0;
+        goto out;
+    }
+    if (policy_update_fields(&merged, &sf, hdrs))
+        goto out;
+    policy_resp_t r;
+    policy_resp_parse(&r, sm.status, &merged, j->popts);
+    const char *why = NULL;
+    bool storable = policy_rule_storable(j->rule, &j->pol, &r, j->popts, &why);
+    policy_entry_t e;
+    policy_entry_init(&e, &r, j->popts, j->request_time, now);
+    policy_rule_entry(j->rule, &r, &e);
+    http_slice_t cs = { sm.cstatus, sm.cstatus_len }, newcs;
+    if (http_fields_get(hdrs, "cache-status", &newcs))
+        cs = newcs;
+    http_slice_t ignored;
+    split_fields(px, &merged, &r, true, &block, &hidden, &ignored);
+    object_meta_t m = {
+        .kind = OBJECT_META_OBJECT,
+        .status = sm.status,
+        .entry = e,
+        .block = block.data ? block.data : "",
+        .block_len = block.len,
+        .hidden = hidden.data ? hidden.data : "",
+        .hidden_len = hidden.len,
+        .cstatus = cs.p,
+        .cstatus_len = cs.len,
+        .vary = sm.vary,
+        .vary_len = sm.vary_len,
+    };
+    if (object_meta_encode(&meta, &m))
+        goto out;
+    buf_t none = { NULL, 0, 0, 0 };
+    resp_info_t *ri = info_new(&none, (http_slice_t){ "", 0 }, meta.len);
+    if (!ri)
+        goto out;
+    ri->entry = e;
+    ri->revalidated = true;
+    ri->stored = storable;
+    ri->detail = why;
+    ri->key = j->validate->key;
+    ri->object_id = j->validate->object_id;
+    ri->meta_len = meta.len;
+    memcpy(ri->data, meta.data, meta.len);
+    if (storable) {
+        job_ref(j);
+        if (store_update_meta(px->store, &j->validate->key, j->validate->object_id, meta.data, meta.len,
+                              on_store_done, j) == STORE_OK)
+            j->updating = true;
+        else
+            job_unref(j);
+    } else {
+        /* Validated for these waiters, but the new headers forbid keeping it. */
+        store_delete(px->store, &j->validate->key, NULL, NULL);
+    }
+    http_fields_t copy;
+    http_fields_init(&copy, 0);
+    http_fields_copy(&copy, hdrs);
+    job_publish(j, 304, &copy, 0, now, ri);
+    http_fields_free(&copy);
+    rc = 0;
+out:
+    http_fields_free(&sf);
+    http_fields_free(&merged);
+    buf_free(&block);
+    buf_free(&hidden);
+    buf_free(&meta);
+    return rc;
+}
+
+/* The key (URL hash) of a Location / Content-Location value, if it names
+ * a resource of the request's origin (RFC 9111 4.4: same host only). */
+static bool same_origin_hash(const fjob_t *j, http_slice_t v, uint8_t out[16])
+{
+    v = http_trim(v);
+    if (!v.len || v.len > 8192)
+        return false;
+    http_slice_t host = { "", 0 };
+    http_fields_get(&j->req_hdrs, "host", &host);
+    buf_t target, key;
+    buf_init(&target, 0);
+    buf_init(&key, 16 * 1024);
+    bool ok = false;
+    if (v.p[0] == '/' || memchr(v.p, ':', v.len)) {
+        buf_append(&target, v.p, v.len);
+    } else {
+        /* A relative reference: resolve against the request's directory. */
+        const char *path = j->url + 7; /* after "http://" */
+        const char *slash = strchr(path, '/');
+        const char *q = slash ? strchr(slash, '?') : NULL;
+        size_t plen = slash ? (q ? (size_t)(q - slash) : strlen(slash)) : 0;
+        while (plen && slash[plen - 1] != '/')
+            plen--;
+        buf_append(&target, slash ? slash : "/", slash ? plen : 1);
+        buf_append(&target, v.p, v.len);
+    }
+    if (target.len && policy_cache_key(&key, "http", host.p, host.len, target.data, target.len) == 0) {
+        /* Same scheme and authority as the request's own key. */
+        const char *a = strchr(j->url + 7, '/'), *b = strchr(key.data + 7, '/');
+        size_t al = a ? (size_t)(a - j->url) : j->url_len, bl = b ? (size_t)(b - key.data) : key.len;
+        if (al == bl && memcmp(j->url, key.data, al) == 0) {
+            hash_cache_key(key.data, key.len, out);
+            ok = true;
+        }
+    }
+    buf_free(&target);
+    buf_free(&key);
+    return ok;
+}
+
+bool store_invalidate(fjob_t *j, const http_fields_t *hdrs)
+{
+    uint8_t hashes[3][16];
+    int n = 0;
+    memcpy(hashes[n++], j->hash, 16);
+    static const char *const names[] = { "location", "content-location" };
+    for (int i = 0; i < 2; i++) {
+        http_slice_t v;
+        if (http_fields_get(hdrs, names[i], &v) && same_origin_hash(j, v, hashes[n]) &&
+            memcmp(hashes[n], j->hash, 16) != 0)
+            n++;
+    }
+    /* The writer applies them in order: the last one's completion means all committed. */
+    for (int i = 0; i < n - 1; i++)
+        if (store_delete_url(j->px->store, hashes[i], NULL, NULL) != STORE_OK)
+            return false;
+    return store_delete_url(j->px->store, hashes[n - 1], job_held_release_cb, j) == STORE_OK;
+}
