@@ -372,7 +372,7 @@ static int close_rule(config_t *cfg, const char *where, char *err, size_t errlen
 {
     char msg[512];
     if (cfg->nrules && policy_rule_finish(&cfg->rules[cfg->nrules - 1], msg, sizeof msg)) {
-        fail(err, errlen, "%s: rule '%s': %s", where, cfg->rules[cfg->nrules - 1].pattern, msg);
+        fail(err, errlen, "%s: %s", where, msg); /* msg names the rule */
         return -1;
     }
     return 0;

@@ -204,9 +204,7 @@ static void on_request(http_conn_t *c, http_req_t *req, void *ud)
     }
     switch (lookup_and_serve(p)) {
     case LOOKUP_SERVED:
-        break;
     case LOOKUP_SERVED_STALE:
-        stream_background(p);
         break;
     case LOOKUP_REVALIDATE:
     case LOOKUP_MISS:
@@ -315,9 +313,14 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         free(px);
         return -1;
     }
-    for (size_t i = 0; i < cfg->nrules; i++)
-        policy_rule_opts(&cfg->rules[i], &px->opts[i]);
-    policy_rule_opts(&px->defaults, &px->opts[cfg->nrules]);
+    for (size_t i = 0; i <= cfg->nrules; i++) {
+        policy_opts_t *o = &px->opts[i];
+        policy_rule_opts(i < cfg->nrules ? &cfg->rules[i] : &px->defaults, o);
+        /* Surrogate-Control also speaks to this cache, after the more
+         * specific CDN-Cache-Control (RFC 9213 section 2.1). */
+        if (o->targeted_cc[0] && !o->targeted_cc[1])
+            o->targeted_cc[1] = "Surrogate-Control";
+    }
     size_t ol = strlen(cfg->origin);
     while (ol && cfg->origin[ol - 1] == '/')
         ol--;

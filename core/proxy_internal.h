@@ -101,6 +101,8 @@ typedef struct resp_info {
     size_t block_len;          /* client header block: data[0, block_len) */
     size_t cstatus_len;        /* upstream Cache-Status: data[block_len, +cstatus_len) */
     size_t meta_len;           /* revalidated: new metadata: data[block_len + cstatus_len, +meta_len) */
+    size_t own_len;            /* lines only the requesting client gets (Set-Cookie, private="..."
+                                * fields of a stored response): after the metadata */
     char data[];
 } resp_info_t;
 
@@ -123,7 +125,7 @@ void stored_free(stored_t *s);
 /* proxy_lookup.c */
 typedef enum lookup_result {
     LOOKUP_SERVED,             /* answered (or being streamed) from the store */
-    LOOKUP_SERVED_STALE,       /* answered stale: revalidate in the background */
+    LOOKUP_SERVED_STALE,       /* answered stale; a background revalidation was started */
     LOOKUP_REVALIDATE,         /* p->stored needs validation upstream */
     LOOKUP_MISS,               /* nothing usable: fetch (p->fwd says why) */
 } lookup_result_t;

@@ -83,6 +83,9 @@ lookup_result_t lookup_and_serve(preq_t *p)
     case POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK:
         store_touch(rd, &k);
         p->stored = stored_copy(&k, &obj);
+        /* Start it first: answering ends the request (and its headers). */
+        if (p->stored)
+            stream_background(p);
         http_conn_set_log_tag(p->c, "stale");
         snprintf(params, sizeof params, "; hit; ttl=%lld; detail=stale-while-revalidate", (long long)ttl);
         serve_stored(p, &obj, &m, params, age);

@@ -33,7 +33,7 @@ static bool hidden_field(const proxy_t *px, http_slice_t n)
  * (recomputed), Cache-Status apart (nodes append to it). A stored response
  * also loses what the store must not keep (Set-Cookie, private="..."). */
 static void split_fields(const proxy_t *px, const http_fields_t *h, const policy_resp_t *r, bool stored, buf_t *block,
-                         buf_t *hidden, http_slice_t *cs)
+                         buf_t *hidden, buf_t *own, http_slice_t *cs)
 {
     for (size_t i = 0; i < h->n; i++) {
         http_slice_t n = http_fields_name(h, i), v = http_fields_value(h, i);
@@ -44,10 +44,10 @@ static void split_fields(const proxy_t *px, const http_fields_t *h, const policy
             *cs = v;
             continue;
         }
-        if (stored && !policy_field_storable(r, h, n.p, n.len))
-            continue;
         buf_t *to = hidden_field(px, n) ? hidden : block;
-        if (to == hidden && !stored)
+        if (stored && !policy_field_storable(r, h, n.p, n.len))
+            to = own; /* not shared: only the client that asked gets it */
+        if (!to || (to == hidden && !stored))
             continue; /* nobody will merge a 304 into it */
         buf_append(to, n.p, n.len);
         buf_append(to, ": ", 2);
@@ -56,17 +56,23 @@ static void split_fields(const proxy_t *px, const http_fields_t *h, const policy
     }
 }
 
-static resp_info_t *info_new(const buf_t *block, http_slice_t cs, size_t extra)
+/* block | cstatus | meta (meta_len bytes, filled by the caller) | own */
+static resp_info_t *info_new(const buf_t *block, http_slice_t cs, size_t meta_len, const buf_t *own)
 {
-    resp_info_t *ri = calloc(1, sizeof *ri + block->len + cs.len + extra);
+    size_t ol = own ? own->len : 0;
+    resp_info_t *ri = calloc(1, sizeof *ri + block->len + cs.len + meta_len + ol);
     if (!ri)
         return NULL;
     ri->block_len = block->len;
     ri->cstatus_len = cs.len;
+    ri->meta_len = meta_len;
+    ri->own_len = ol;
     if (block->len)
         memcpy(ri->data, block->data, block->len);
     if (cs.len)
         memcpy(ri->data + block->len, cs.p, cs.len);
+    if (ol)
+        memcpy(ri->data + block->len + cs.len + meta_len, own->data, ol);
     return ri;
 }
 
@@ -77,14 +83,21 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
     policy_resp_parse(&r, status, hdrs, j->popts);
     const char *why = NULL;
     bool storable = j->fill && policy_rule_storable(j->rule, &j->pol, &r, j->popts, &why);
+    if (storable && j->validate && status >= 500) {
+        /* An error answering a revalidation never replaces the good object
+         * (it may yet be served under stale-if-error). */
+        storable = false;
+        why = "upstream-error";
+    }
     if (storable && cl >= 0 && (uint64_t)cl > px->cfg->max_object_size) {
         storable = false;
         why = "too-large";
     }
-    buf_t skey, block, hidden;
+    buf_t skey, block, hidden, own;
     buf_init(&skey, 64 * 1024);
     buf_init(&block, 0);
     buf_init(&hidden, 0);
+    buf_init(&own, 0);
     buf_reset(&j->vary_fields);
     j->variant = 0;
     if (storable) {
@@ -100,8 +113,15 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
     policy_entry_t e;
     policy_entry_init(&e, &r, j->popts, j->request_time, now);
     policy_rule_entry(j->rule, &r, &e);
+    if (storable && e.freshness_lifetime <= 0 && !(e.flags & (POLICY_ENTRY_ETAG | POLICY_ENTRY_LAST_MODIFIED)) &&
+        e.stale_while_revalidate < 0 && e.stale_if_error < 0) {
+        /* Stale on arrival and nothing to revalidate it with: every later
+         * request would fetch it whole anyway, so don't spend the space. */
+        storable = false;
+        why = "no-freshness";
+    }
     http_slice_t cs = { "", 0 };
-    split_fields(px, hdrs, &r, storable, &block, &hidden, &cs);
+    split_fields(px, hdrs, &r, storable, &block, &hidden, &own, &cs);
     bool has_date = false;
     http_slice_t d;
     has_date = http_fields_get(hdrs, "date", &d);
@@ -110,7 +130,7 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
         policy_date_format(now, ds);
         buf_printf(&block, "Date: %s\r\n", ds);
     }
-    resp_info_t *ri = info_new(&block, cs, 0);
+    resp_info_t *ri = info_new(&block, cs, 0, &own);
     if (ri) {
         ri->entry = e;
         ri->stored = storable;
@@ -138,6 +158,7 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
     buf_free(&skey);
     buf_free(&block);
     buf_free(&hidden);
+    buf_free(&own);
     return ri;
 }
 
@@ -238,7 +259,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
     if (http_fields_get(hdrs, "cache-status", &newcs))
         cs = newcs;
     http_slice_t ignored;
-    split_fields(px, &merged, &r, true, &block, &hidden, &ignored);
+    split_fields(px, &merged, &r, true, &block, &hidden, NULL, &ignored);
     object_meta_t m = {
         .kind = OBJECT_META_OBJECT,
         .status = sm.status,
@@ -255,7 +276,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
     if (object_meta_encode(&meta, &m))
         goto out;
     buf_t none = { NULL, 0, 0, 0 };
-    resp_info_t *ri = info_new(&none, (http_slice_t){ "", 0 }, meta.len);
+    resp_info_t *ri = info_new(&none, (http_slice_t){ "", 0 }, meta.len, NULL);
     if (!ri)
         goto out;
     ri->entry = e;
@@ -264,7 +285,6 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
     ri->detail = why;
     ri->key = j->validate->key;
     ri->object_id = j->validate->object_id;
-    ri->meta_len = meta.len;
     memcpy(ri->data, meta.data, meta.len);
     if (storable) {
         job_ref(j);

@@ -148,6 +148,8 @@ static void send_head(preq_t *p, const fetch_view_t *v)
     http_conn_t *c = p->c;
     http_resp_start(c, v->status, NULL);
     http_resp_header_block(c, ri->data, ri->block_len);
+    if (!p->collapsed && ri->own_len)
+        http_resp_header_block(c, ri->data + ri->block_len + ri->cstatus_len + ri->meta_len, ri->own_len);
     buf_t *h = http_resp_head(c);
     int64_t age = policy_current_age(ri->entry.corrected_initial_age, ri->entry.response_time, proxy_now());
     buf_printf(h, "Age: %lld\r\nVia: %s\r\n", (long long)age, p->pw->px->via);

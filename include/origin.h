@@ -43,6 +43,8 @@ typedef struct origin_params {
     bool chunked;           /* chunked=1: chunked framing */
     bool nodate;            /* nodate=1: no Date header */
     bool echo;              /* echo=1: answer GET with the JSON echo (what reached the origin) */
+    bool has_fail_after;
+    uint64_t fail_after;    /* fail_after=N: the path's requests after the N-th get 503 */
     bool has_age;
     uint64_t age;           /* age= -> Age */
     buf_t extra;            /* header=Name:Value lines, "Name: Value\r\n" each */

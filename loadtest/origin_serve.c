@@ -438,6 +438,8 @@ void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64
     size_t qlen = req->path_len < req->target_len ? req->target_len - req->path_len - 1 : 0;
     int rc = origin_params_parse(&o->q, q, qlen, err, sizeof err);
     o->echo = o->echo || o->q.echo;
+    if (o->q.has_fail_after && count > o->q.fail_after)
+        o->q.status = 503; /* an origin that starts failing (stale-if-error tests) */
     if (rc || !o->path) {
         char extra[64];
         snprintf(extra, sizeof extra, "X-Origin-Count: %llu\r\n", (unsigned long long)count);

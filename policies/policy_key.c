@@ -214,9 +214,19 @@ static int put_path(buf_t *out, const char *p, size_t n)
     return 0;
 }
 
-/* Escapes of p[0..n) normalised as in the path into dst (never longer
- * than p); a '%' without two hex digits is kept as it is, as the query
- * has always been accepted byte for byte. Returns the length written. */
+/* True when p[0..n) has a '%' without two hex digits after it (the query
+ * has always been accepted byte for byte, so that is not an error). */
+static bool bad_escape(const char *p, size_t n)
+{
+    unsigned char c;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '%' && pct_decode(p + i, n - i, &c))
+            return true;
+    return false;
+}
+
+/* Escapes of p[0..n) (none malformed) normalised as in the path into dst
+ * (never longer than p). Returns the length written. */
 static size_t norm_escapes(char *dst, const char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -348,8 +358,16 @@ static int put_query(buf_t *out, const policy_key_opts_t *o, const char *q, size
         if (j > i && param_kept(o, q + i, raw_name - i, text + n)) {
             qparam_t *p = &ps[np];
             p->text = text + w;
-            p->name_len = norm_escapes(text + w, q + i, raw_name - i);
-            p->len = p->name_len + norm_escapes(text + w + p->name_len, q + raw_name, j - raw_name);
+            if (bad_escape(q + i, j - i)) {
+                /* decoding next to a stray '%' could create a new escape
+                 * ("%a%41" -> "%aA"): such a parameter stays raw */
+                memcpy(text + w, q + i, j - i);
+                p->name_len = raw_name - i;
+                p->len = j - i;
+            } else {
+                p->name_len = norm_escapes(text + w, q + i, raw_name - i);
+                p->len = p->name_len + norm_escapes(text + w + p->name_len, q + raw_name, j - raw_name);
+            }
             p->idx = np++;
             w += p->len;
         }

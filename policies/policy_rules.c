@@ -365,6 +365,7 @@ static int parse_query(policy_rule_t *r, const char *v, char *err, size_t errlen
                     m == POLICY_QUERY_KEEP ? "parameter name" : "parameter glob", modes[mode]);
     unsigned n = 0;
     char params[POLICY_KEY_PARAMS_MAX][POLICY_RULE_PARAM_MAX];
+    memset(params, 0, sizeof params); /* equal rules are equal bytes */
     while (*p) {
         wl = strcspn(p, sep);
         if (n == POLICY_KEY_PARAMS_MAX)

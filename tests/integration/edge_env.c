@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 th_proc_t *edge_start(const char *origin_addr, const char *dir, const char *const extra[])
 {
@@ -72,4 +73,19 @@ bool edge_wait_cs(const edge_env_t *env, const char *target, const char *needle,
 {
     wait_cs_t w = { env, target, needle };
     return th_wait_until(cs_cond, &w, timeout_ms);
+}
+
+th_resp_t *edge_poll_cs(const edge_env_t *env, const char *target, const char *needle, int timeout_ms)
+{
+    int64_t end = th_now_ms() + timeout_ms;
+    do {
+        th_resp_t *r = edge_req(env->e, "GET", target, NULL, NULL, 0);
+        if (r && r->status && cs_has(r, needle))
+            return r;
+        if (r)
+            th_resp_free(r);
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL); /* bounded by timeout_ms */
+    } while (th_now_ms() < end);
+    return NULL;
 }

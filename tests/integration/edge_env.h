@@ -35,5 +35,8 @@ bool cs_has(th_resp_t *r, const char *needle);
  * last response is freed. For effects with no event to wait on (a commit
  * by the store's writer thread, expiry). */
 bool edge_wait_cs(const edge_env_t *env, const char *target, const char *needle, int timeout_ms);
+/* The same, returning the first response whose Cache-Status has needle
+ * (the caller frees it), or NULL after timeout_ms. */
+th_resp_t *edge_poll_cs(const edge_env_t *env, const char *target, const char *needle, int timeout_ms);
 
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests for policy_key: cache-key normalisation and its bounds. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,4 +250,196 @@ Test(key, random_targets_are_safe_and_idempotent)
     buf_free(&k2);
     cr_assert_gt(ok, 2000, "only %d keys built: the generator tests nothing", ok);
     cr_assert_lt(ok, 19000, "only %d rejections: the generator tests nothing", 20000 - ok);
+}
+
+/* ---- query policy (policy_key_opts_t) ---- */
+
+/* Key of target under a query mode and NULL-terminated params. */
+static const char *qkey(policy_query_mode_t mode, const char *target, ...)
+{
+    static char out[4200];
+    policy_key_opts_t o = { .query = mode };
+    va_list ap;
+    va_start(ap, target);
+    for (const char *p; (p = va_arg(ap, const char *));)
+        o.params[o.n_params++] = p;
+    va_end(ap);
+    buf_t b;
+    buf_init(&b, 4096);
+    int rc = policy_cache_key_opts(&b, &o, "http", "h", 1, target, strlen(target));
+    cr_assert_eq(rc, 0, "%s -> %d", target, rc);
+    snprintf(out, sizeof out, "%s", b.data);
+    cr_assert_eq(b.len, strlen(out));
+    buf_free(&b);
+    return out + strlen("http://h");
+}
+
+Test(key_query, all_is_byte_for_byte)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_ALL, "/p?b=2&a=1&a=0", NULL), "/p?b=2&a=1&a=0");
+    cr_assert_str_eq(qkey(POLICY_QUERY_ALL, "/p?a=1&a=2", NULL), "/p?a=1&a=2");
+    cr_assert_str_eq(qkey(POLICY_QUERY_ALL, "/p?%7e&&=", NULL), "/p?%7e&&=");
+    cr_assert_str_eq(qkey(POLICY_QUERY_ALL, "/p?", NULL), "/p?");
+}
+
+Test(key_query, none)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_NONE, "/p?b=2&a=1", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_NONE, "/p?", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_NONE, "/p?a#f", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_NONE, "/p", NULL), "/p");
+}
+
+Test(key_query, sorted)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?b=2&a=1&c", NULL), "/p?a=1&b=2&c");
+    /* repeated names keep their order: an origin may read the first, the
+     * last, or all of them in order */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?a=2&b=1&a=1", NULL), "/p?a=2&a=1&b=1");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?a=1&b=1&a=2", NULL), "/p?a=1&a=2&b=1");
+    /* byte-wise: upper case before lower case, a prefix first */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?b=1&B=1&ab=1&a=1", NULL), "/p?B=1&a=1&ab=1&b=1");
+    /* empty members dropped; "b" and "b=" stay distinct and in order */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?&&b=&a&b&", NULL), "/p?a&b=&b");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?a&b=", NULL), "/p?a&b=");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?b=&a", NULL), "/p?a&b=");
+    /* an empty name sorts first */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?x=1&=v", NULL), "/p?=v&x=1");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?&&", NULL), "/p");
+    /* '=' in values, ';' is no separator, fragment dropped */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?b=x=y&a=1;c=2#f", NULL), "/p?a=1;c=2&b=x=y");
+}
+
+Test(key_query, escapes_normalised_when_rewriting)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?%62=%7e&a=%2f", NULL), "/p?a=%2F&b=~");
+    /* reserved escapes stay escaped: structure never changes */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?a%26b=1%3D2", NULL), "/p?a%26b=1%3D2");
+    /* a parameter with a malformed escape is kept as it is, whole */
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?z=%zz&y=%4", NULL), "/p?y=%4&z=%zz");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?%61=%a%41&%62=%41", NULL), "/p?%61=%a%41&b=A");
+    cr_assert_str_eq(qkey(POLICY_QUERY_SORTED, "/p?a=+%20", NULL), "/p?a=+%20");
+}
+
+Test(key_query, keep)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?utm=1&page=2&id=3&x", "id", "page", NULL), "/p?id=3&page=2");
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?id=2&id=1", "id", NULL), "/p?id=2&id=1");
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?x=1", "id", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?id&id=", "id", NULL), "/p?id&id=");
+    /* names compare decoded: "%69d" is "id" (otherwise "?%69d=evil"
+     * would key as "/p" while the origin reads id=evil) */
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?%69d=evil", "id", NULL), "/p?id=evil");
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?i%64=1&%2F=2", "id", "/", NULL), "/p?%2F=2&id=1");
+    /* case-sensitive; '*' is literal in keep */
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?ID=1", "id", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_KEEP, "/p?idx=1", "id*", NULL), "/p");
+}
+
+Test(key_query, drop)
+{
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?utm_source=a&b=2&utm_medium=b&fbclid=x&gclid=y&a=1", "utm_*",
+                          "fbclid", "gclid", NULL),
+                     "/p?a=1&b=2");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?utm_source=a", "utm_*", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?utm=a&utm_=b", "utm_*", NULL), "/p?utm=a");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?r1=1&r22=2&r=3", "r?", NULL), "/p?r=3&r22=2");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?%75tm_x=1&k=2", "utm_*", NULL), "/p?k=2");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?a&b=&c=1", "b", NULL), "/p?a&c=1");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?a=1&=2", "", NULL), "/p?a=1");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?a=1&b=2", "*", NULL), "/p");
+    cr_assert_str_eq(qkey(POLICY_QUERY_DROP, "/p?b=1&a=2&b=0", "c", NULL), "/p?a=2&b=1&b=0");
+}
+
+Test(key_query, bad_opts_and_caps)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    policy_key_opts_t o = { .query = POLICY_QUERY_KEEP, .n_params = 1 };
+    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, "/", 1), -EINVAL); /* NULL name */
+    o.n_params = POLICY_KEY_PARAMS_MAX + 1;
+    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, "/", 1), -EINVAL);
+    cr_assert_eq(b.len, 0);
+    buf_free(&b);
+    /* the output cap applies; nothing is appended on error */
+    buf_init(&b, 24);
+    buf_append(&b, "k:", 2);
+    o = (policy_key_opts_t){ .query = POLICY_QUERY_SORTED };
+    const char *t = "/p?b=2222222&a=111111111";
+    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, t, strlen(t)), -E2BIG);
+    cr_assert_eq(b.len, 2);
+    buf_free(&b);
+}
+
+Test(key_query, many_parameters)
+{
+    /* thousands of parameters: sorted in O(n log n), all kept, stable */
+    static char t[64000];
+    size_t w = (size_t)snprintf(t, sizeof t, "/p?");
+    for (int i = 3999; i >= 0; i--)
+        w += (size_t)snprintf(t + w, sizeof t - w, "%sk%04d=%d", i == 3999 ? "" : "&", i % 2000, i);
+    policy_key_opts_t o = { .query = POLICY_QUERY_SORTED };
+    buf_t b;
+    buf_init(&b, 0);
+    cr_assert_eq(policy_cache_key_opts(&b, &o, "http", "h", 1, t, w), 0);
+    cr_assert_eq(strncmp(b.data, "http://h/p?k0000=2000&k0000=0&k0001=2001&k0001=1&", 49), 0, "%.60s", b.data);
+    cr_assert_eq(b.len, strlen("http://h") + w);
+    buf_free(&b);
+}
+
+Test(key_query, random_queries_are_idempotent)
+{
+    static const char *const parts[] = { "a", "b", "=", "&", "%41", "%2f", "%zz", "%", "utm_x", "B", "~", "+" };
+    static const policy_query_mode_t modes[] = { POLICY_QUERY_SORTED, POLICY_QUERY_KEEP, POLICY_QUERY_DROP };
+    uint32_t seed = 7;
+    buf_t k, k2;
+    buf_init(&k, 1024);
+    buf_init(&k2, 1024);
+    for (int n = 0; n < 5000; n++) {
+        char t[256] = "/p?";
+        for (int m = (int)(lcg(&seed) % 12); m > 0; m--)
+            strcat(t, parts[lcg(&seed) % (sizeof parts / sizeof parts[0])]);
+        policy_key_opts_t o = { .query = modes[lcg(&seed) % 3], .n_params = 2, .params = { "a", "utm_*" } };
+        buf_reset(&k);
+        cr_assert_eq(policy_cache_key_opts(&k, &o, "http", "h", 1, t, strlen(t)), 0, "%s", t);
+        cr_assert_null(strstr(k.data, "&&"), "%s -> %s", t, k.data);
+        cr_assert(k.data[k.len - 1] != '&' && k.data[k.len - 1] != '?', "%s -> %s", t, k.data);
+        buf_reset(&k2);
+        cr_assert_eq(policy_cache_key_opts(&k2, &o, "http", "x", 1, k.data, k.len), 0, "%s", k.data);
+        cr_assert_str_eq(k2.data, k.data, "%s", t);
+    }
+    buf_free(&k);
+    buf_free(&k2);
+}
+
+Test(key_glob, match)
+{
+#define G(g, s, ic) policy_key_glob_match(g, strlen(g), s, strlen(s), ic)
+    cr_assert(G("", "", false));
+    cr_assert_not(G("", "a", false));
+    cr_assert(G("*", "", false));
+    cr_assert(G("*", "anything/at/all", false));
+    cr_assert(G("a*", "a", false));
+    cr_assert(G("*a", "bba", false));
+    cr_assert_not(G("*a", "ab", false));
+    cr_assert(G("a?c", "abc", false));
+    cr_assert_not(G("a?c", "ac", false));
+    cr_assert(G("*.example.com", "WWW.EXAMPLE.COM", true));
+    cr_assert_not(G("*.example.com", "WWW.EXAMPLE.COM", false));
+    cr_assert(G("a*b*c*d", "aXXbYYcZZd", false));
+    cr_assert_not(G("a*b*c*d", "aXXbYYcZZ", false));
+    cr_assert(G("**x", "yyx", false));
+    /* a literal '*' in the subject is matched only by a wildcard */
+    cr_assert(G("a*", "a*", false));
+    cr_assert_not(G("ab", "a*", false));
+    /* pathological backtracking stays fast: 200 stars, 2000 bytes */
+    char g[512] = "", s[2100];
+    for (int i = 0; i < 200; i++)
+        strcat(g, "a*");
+    strcat(g, "b");
+    memset(s, 'a', 2000);
+    s[2000] = '\0';
+    cr_assert_not(G(g, s, false));
+#undef G
 }

@@ -1,0 +1,865 @@
+/* Unit tests for policy_rules: patterns (good, bad, too long, empty),
+ * specificity order and matching, every rule key's good and bad values,
+ * cross-key checks, printing, and how a rule changes storability, the
+ * stored entry and the cache key. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <llhttp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_rules.h"
+
+#define T0 INT64_C(784111777) /* Sun, 06 Nov 1994 08:49:37 GMT */
+#define D_T0 "Sun, 06 Nov 1994 08:49:37 GMT"
+#define D_T0_M10000 "Sun, 06 Nov 1994 06:02:57 GMT" /* T0 - 10000 */
+
+static char err[512];
+
+static policy_rule_t rule(const char *pattern)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    cr_assert_eq(policy_rule_parse_pattern(&r, pattern, err, sizeof err), 0, "%s: %s", pattern, err);
+    return r;
+}
+
+static void set(policy_rule_t *r, const char *k, const char *v)
+{
+    cr_assert_eq(policy_rule_set(r, k, v, err, sizeof err), 0, "%s = %s: %s", k, v, err);
+}
+
+static void bad_pattern(const char *pattern, const char *msg)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    err[0] = '\0';
+    cr_assert_eq(policy_rule_parse_pattern(&r, pattern, err, sizeof err), -EINVAL, "%s", pattern);
+    cr_assert_not_null(strstr(err, msg), "%s: '%s' lacks '%s'", pattern, err, msg);
+}
+
+static void bad_value(const char *k, const char *v, const char *msg)
+{
+    policy_rule_t r, before;
+    policy_rule_defaults(&r);
+    before = r;
+    err[0] = '\0';
+    cr_assert_eq(policy_rule_set(&r, k, v, err, sizeof err), -EINVAL, "%s = %s", k, v);
+    cr_assert_not_null(strstr(err, msg), "%s = %s: '%s' lacks '%s'", k, v, err, msg);
+    cr_assert_eq(memcmp(&r, &before, sizeof r), 0, "%s = %s changed the rule", k, v);
+}
+
+/* ---- patterns ---- */
+
+Test(rule_pattern, forms)
+{
+    policy_rule_t r = rule("/images/*");
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_ANY);
+    cr_assert_str_eq(r.host, "");
+    cr_assert_str_eq(r.path, "/images/*");
+    cr_assert_eq(r.path_literals, 8);
+
+    r = rule("*.Example.COM./api/*");
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_GLOB);
+    cr_assert_str_eq(r.host, "*.example.com");
+    cr_assert_eq(r.host_literals, 12);
+    cr_assert_str_eq(r.path, "/api/*");
+    cr_assert_str_eq(r.pattern, "*.Example.COM./api/*");
+
+    r = rule("example.com/*");
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_LITERAL);
+    cr_assert_str_eq(r.host, "example.com");
+
+    r = rule("*");
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_ANY);
+    cr_assert_str_eq(r.path, "*");
+    cr_assert_eq(r.path_literals, 0);
+
+    r = rule("*/api/*"); /* host "*" is no host */
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_ANY);
+    cr_assert_str_eq(r.path, "/api/*");
+
+    r = rule("[2001:DB8::1]/x");
+    cr_assert_eq(r.host_kind, POLICY_RULE_HOST_LITERAL);
+    cr_assert_str_eq(r.host, "[2001:db8::1]");
+
+    r = rule("/a/**/b***");
+    cr_assert_str_eq(r.path, "/a/*/b*");
+    r = rule("/file?.txt");
+    cr_assert_eq(r.path_literals, 9);
+}
+
+Test(rule_pattern, path_escapes_normalised_like_the_key)
+{
+    cr_assert_str_eq(rule("/%7euser/*").path, "/~user/*");
+    cr_assert_str_eq(rule("/a%2fb").path, "/a%2Fb");
+    cr_assert_str_eq(rule("/caf\xc3\xa9/*").path, "/caf%C3%A9/*");
+    cr_assert_str_eq(rule("/a|b").path, "/a%7Cb");
+    cr_assert_str_eq(rule("/%2A").path, "/%2A"); /* an escaped '*' is literal */
+    cr_assert_eq(rule("/%2A").path_literals, 4);
+}
+
+Test(rule_pattern, bad)
+{
+    bad_pattern("", "empty");
+    bad_pattern(NULL, "empty");
+    bad_pattern("example.com", "needs a path");
+    bad_pattern("*.png", "needs a path");
+    bad_pattern("/a b", "whitespace");
+    bad_pattern("/a\tb", "whitespace");
+    bad_pattern("/a\x7f", "control");
+    bad_pattern("/img/[ab].png", "character classes");
+    bad_pattern("/a]", "character classes");
+    bad_pattern("/a#b", "'#'");
+    bad_pattern("/a/%zz", "hex digits");
+    bad_pattern("/a/%4", "hex digits");
+    bad_pattern("/a/%", "hex digits");
+    bad_pattern("/a/./b", "segments");
+    bad_pattern("/a/..", "segments");
+    bad_pattern("/../x", "segments");
+    bad_pattern("example.com:8080/x", "ports");
+    bad_pattern("exa$mple.com/x", "host");
+    bad_pattern("exa%41mple.com/x", "host");
+    bad_pattern("[::1/x", "']'");
+    bad_pattern("./x", "empty host");
+    char longp[400];
+    memset(longp, 'a', sizeof longp);
+    longp[0] = '/';
+    longp[POLICY_RULE_PATTERN_MAX] = '\0';
+    bad_pattern(longp, "longer than");
+    longp[POLICY_RULE_PATTERN_MAX - 1] = '\0';
+    cr_assert_eq(rule(longp).path_literals, POLICY_RULE_PATTERN_MAX - 1);
+    /* fits as written, not once escaped */
+    memset(longp + 1, '|', 100);
+    bad_pattern(longp, "once escaped");
+}
+
+Test(rule_pattern, dots_inside_segments_are_fine)
+{
+    cr_assert_str_eq(rule("/a/.well-known/*").path, "/a/.well-known/*");
+    cr_assert_str_eq(rule("/a/..b/c...").path, "/a/..b/c...");
+    cr_assert_str_eq(rule("/*.*").path, "/*.*");
+}
+
+/* ---- matching and order ---- */
+
+static bool m(const policy_rule_t *r, const char *host, const char *path)
+{
+    return policy_rule_matches(r, host, host ? strlen(host) : 0, path, strlen(path));
+}
+
+Test(rule_match, globs)
+{
+    policy_rule_t r = rule("/images/*");
+    cr_assert(m(&r, "h", "/images/a.png"));
+    cr_assert(m(&r, "h", "/images/a/b/c.png")); /* '*' crosses '/' */
+    cr_assert(m(&r, "h", "/images/"));
+    cr_assert_not(m(&r, "h", "/images"));
+    cr_assert_not(m(&r, "h", "/Images/a.png")); /* path case-sensitive */
+    cr_assert_not(m(&r, "h", "/x/images/a"));
+    cr_assert(m(&r, NULL, "/images/a"));
+
+    r = rule("/*.png");
+    cr_assert(m(&r, "h", "/a/b.png"));
+    cr_assert(m(&r, "h", "/b.png?x=1.jpg"));  /* the query is not matched */
+    cr_assert_not(m(&r, "h", "/b.jpg?x=1.png"));
+    cr_assert_not(m(&r, "h", "/b.pngx"));
+
+    r = rule("/v?/x");
+    cr_assert(m(&r, "h", "/v1/x"));
+    cr_assert_not(m(&r, "h", "/v/x"));
+    cr_assert_not(m(&r, "h", "/v12/x"));
+
+    r = rule("*");
+    cr_assert(m(&r, "h", "/"));
+    cr_assert(m(&r, NULL, "/anything?at=all"));
+
+    r = rule("/a*b*c");
+    cr_assert(m(&r, "h", "/abc"));
+    cr_assert(m(&r, "h", "/aXbYbZc"));
+    cr_assert_not(m(&r, "h", "/aXbYcZ"));
+}
+
+Test(rule_match, hosts)
+{
+    policy_rule_t r = rule("*.example.com/api/*");
+    cr_assert(m(&r, "www.example.com", "/api/x"));
+    cr_assert(m(&r, "WWW.Example.COM", "/api/x"));
+    cr_assert(m(&r, "a.b.example.com:8080", "/api/x"));
+    cr_assert(m(&r, "www.example.com.", "/api/x"));
+    cr_assert(m(&r, " www.example.com ", "/api/x"));
+    cr_assert_not(m(&r, "example.com", "/api/x"));
+    cr_assert_not(m(&r, "www.example.org", "/api/x"));
+    cr_assert_not(m(&r, "www.example.com", "/web/x"));
+    cr_assert_not(m(&r, NULL, "/api/x"));
+    cr_assert_not(m(&r, "", "/api/x"));
+
+    r = rule("example.com/*");
+    cr_assert(m(&r, "Example.com:443", "/"));
+    cr_assert_not(m(&r, "www.example.com", "/"));
+
+    r = rule("[::1]/*");
+    cr_assert(m(&r, "[::1]:8080", "/"));
+    cr_assert_not(m(&r, "[::2]", "/"));
+}
+
+Test(rule_order, specificity)
+{
+    static const char *const file[] = {
+        "*",                      /* 0 */
+        "/images/*",              /* 1 */
+        "*.example.com/*",        /* 2 */
+        "example.com/*",          /* 3 */
+        "/images/thumbs/*",       /* 4 */
+        "*.com/images/thumbs/*",  /* 5 */
+        "example.com/images/*",   /* 6 */
+        "/images/*.png",          /* 7: 12 path literals, between 4 (15) and 1 (8) */
+        "/x/*",                   /* 8 */
+        "/y/*",                   /* 9: tie with 8, file order */
+        "*.example.com/a/*",      /* 10 */
+    };
+    size_t n = sizeof file / sizeof file[0];
+    policy_rule_t *rules = calloc(n, sizeof *rules);
+    for (size_t i = 0; i < n; i++)
+        rules[i] = rule(file[i]);
+    policy_rules_sort(rules, n);
+    static const char *const want[] = {
+        "example.com/images/*", "example.com/*",       /* literal host: path literals decide */
+        "*.example.com/a/*",    "*.example.com/*",     /* host glob, 12 host literals */
+        "*.com/images/thumbs/*",                       /* host glob, 4 host literals */
+        "/images/thumbs/*", "/images/*.png", "/images/*", "/x/*", "/y/*", "*",
+    };
+    for (size_t i = 0; i < n; i++)
+        cr_assert_str_eq(rules[i].pattern, want[i], "position %zu", i);
+
+    const policy_rule_t *r = policy_rules_match(rules, n, "example.com", 11, "/images/a.png", 13);
+    cr_assert_str_eq(r->pattern, "example.com/images/*");
+    r = policy_rules_match(rules, n, "cdn.example.com", 15, "/images/thumbs/a", 16);
+    cr_assert_str_eq(r->pattern, "*.example.com/*");
+    r = policy_rules_match(rules, n, "other.com", 9, "/images/thumbs/a", 16);
+    cr_assert_str_eq(r->pattern, "*.com/images/thumbs/*");
+    r = policy_rules_match(rules, n, "other.org", 9, "/images/a.png", 13);
+    cr_assert_str_eq(r->pattern, "/images/*.png");
+    r = policy_rules_match(rules, n, "other.org", 9, "/y/1", 4);
+    cr_assert_str_eq(r->pattern, "/y/*");
+    r = policy_rules_match(rules, n, "other.org", 9, "/z", 2);
+    cr_assert_str_eq(r->pattern, "*");
+    cr_assert_null(policy_rules_match(rules + 1, 4, "other.org", 9, "/z", 2));
+    cr_assert_null(policy_rules_match(NULL, 0, "h", 1, "/", 1));
+    free(rules);
+}
+
+Test(rule_order, ties_keep_file_order)
+{
+    policy_rule_t rules[4] = { rule("/b/*"), rule("/a/*"), rule("/c/*"), rule("/a/*") };
+    set(&rules[1], "default_ttl", "1s");
+    set(&rules[3], "default_ttl", "2s");
+    policy_rules_sort(rules, 4);
+    cr_assert_str_eq(rules[0].pattern, "/b/*");
+    cr_assert_eq(rules[1].default_ttl, 1);
+    cr_assert_str_eq(rules[2].pattern, "/c/*");
+    cr_assert_eq(rules[3].default_ttl, 2);
+    /* the first of two identical patterns wins */
+    cr_assert_eq(policy_rules_match(rules, 4, "h", 1, "/a/x", 4)->default_ttl, 1);
+}
+
+/* ---- keys ---- */
+
+Test(rule_keys, defaults)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    cr_assert_eq(r.default_ttl, -1);
+    cr_assert_eq(r.min_ttl, 0);
+    cr_assert_eq(r.max_ttl, -1);
+    cr_assert_eq(r.origin_cache_control, POLICY_RULE_HONOUR);
+    cr_assert_eq(r.stale_while_revalidate, -1);
+    cr_assert_eq(r.stale_if_error, -1);
+    cr_assert_not(r.stale_with_s_maxage);
+    cr_assert_eq(r.heuristic_max, 86400);
+    cr_assert_eq(r.query, POLICY_QUERY_ALL);
+    cr_assert_eq(r.cookie, POLICY_RULE_COOKIE_IGNORE);
+    cr_assert_not(r.store_set_cookie);
+    cr_assert_eq(r.cdn_cache_control, POLICY_RULE_CDN_HONOUR);
+    cr_assert_eq(r.set, 0);
+    cr_assert_str_eq(r.pattern, "*");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+}
+
+Test(rule_keys, durations)
+{
+    static const char *const keys[] = { "default_ttl", "min_ttl", "max_ttl", "stale_while_revalidate",
+                                        "stale_if_error", "heuristic_max" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        policy_rule_t r;
+        policy_rule_defaults(&r);
+        const policy_rule_setting_t *s = policy_rule_settings;
+        while (strcmp(s->key, keys[i]))
+            s++;
+        int64_t v;
+        set(&r, keys[i], "90");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 90, "%s", keys[i]);
+        set(&r, keys[i], "5m");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 300);
+        set(&r, keys[i], "2h");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 7200);
+        set(&r, keys[i], "1d");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 86400);
+        set(&r, keys[i], "2000ms");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 2);
+        set(&r, keys[i], "0");
+        memcpy(&v, (char *)&r + s->offset, sizeof v);
+        cr_assert_eq(v, 0);
+        cr_assert(r.set & (1u << (s - policy_rule_settings)));
+        bad_value(keys[i], "", "expected a duration");
+        bad_value(keys[i], "x", "expected a duration");
+        bad_value(keys[i], "-5", "expected a duration");
+        bad_value(keys[i], "5 s", "expected a duration");
+        bad_value(keys[i], "5y", "expected a duration");
+        bad_value(keys[i], "1500ms", "whole seconds");
+        bad_value(keys[i], "2147483649", "over the limit");
+        bad_value(keys[i], "99999999999999999999", "expected a duration");
+        set(&r, keys[i], "2147483648");
+    }
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    set(&r, "default_ttl", "1h");
+    set(&r, "default_ttl", "none");
+    cr_assert_eq(r.default_ttl, -1);
+    set(&r, "max_ttl", "none");
+    set(&r, "stale_if_error", "none");
+    /* "none" only where it is the default */
+    bad_value("min_ttl", "none", "expected a duration");
+    bad_value("heuristic_max", "none", "expected a duration");
+}
+
+Test(rule_keys, enums_and_bools)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    set(&r, "origin_cache_control", "override");
+    cr_assert_eq(r.origin_cache_control, POLICY_RULE_OVERRIDE);
+    set(&r, "origin_cache_control", "honour");
+    cr_assert_eq(r.origin_cache_control, POLICY_RULE_HONOUR);
+    bad_value("origin_cache_control", "honor", "expected honour|override");
+    bad_value("origin_cache_control", "", "expected honour|override");
+    bad_value("origin_cache_control", "Override", "expected honour|override");
+
+    set(&r, "cookie", "bypass");
+    cr_assert_eq(r.cookie, POLICY_RULE_COOKIE_BYPASS);
+    set(&r, "cookie", "ignore");
+    cr_assert_eq(r.cookie, POLICY_RULE_COOKIE_IGNORE);
+    bad_value("cookie", "pass", "expected ignore|bypass");
+
+    set(&r, "cdn_cache_control", "ignore");
+    cr_assert_eq(r.cdn_cache_control, POLICY_RULE_CDN_IGNORE);
+    bad_value("cdn_cache_control", "off", "expected honour|ignore");
+
+    static const char *const yes[] = { "on", "yes", "true", "1", "ON" }, *const no[] = { "off", "no", "false", "0" };
+    for (size_t i = 0; i < 5; i++) {
+        set(&r, "store_set_cookie", yes[i]);
+        cr_assert(r.store_set_cookie);
+        set(&r, "stale_with_s_maxage", yes[i]);
+        cr_assert(r.stale_with_s_maxage);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        set(&r, "store_set_cookie", no[i]);
+        cr_assert_not(r.store_set_cookie);
+        set(&r, "stale_with_s_maxage", no[i]);
+        cr_assert_not(r.stale_with_s_maxage);
+    }
+    bad_value("store_set_cookie", "2", "expected on or off");
+    bad_value("stale_with_s_maxage", "", "expected on or off");
+}
+
+Test(rule_keys, unknown)
+{
+    bad_value("default-ttl", "1s", "unknown rule key 'default-ttl'");
+    bad_value("listen", "x", "unknown rule key");
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    cr_assert_eq(policy_rule_set(&r, NULL, "x", err, sizeof err), -EINVAL);
+}
+
+Test(rule_keys, query)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    set(&r, "query", "none");
+    cr_assert_eq(r.query, POLICY_QUERY_NONE);
+    set(&r, "query", "sorted");
+    cr_assert_eq(r.query, POLICY_QUERY_SORTED);
+    set(&r, "query", "keep id page");
+    cr_assert_eq(r.query, POLICY_QUERY_KEEP);
+    cr_assert_eq(r.n_params, 2);
+    cr_assert_str_eq(r.params[0], "id");
+    cr_assert_str_eq(r.params[1], "page");
+    set(&r, "query", "drop utm_*, fbclid,gclid\t ref?");
+    cr_assert_eq(r.query, POLICY_QUERY_DROP);
+    cr_assert_eq(r.n_params, 4);
+    cr_assert_str_eq(r.params[3], "ref?");
+    set(&r, "query", "all");
+    cr_assert_eq(r.query, POLICY_QUERY_ALL);
+    cr_assert_eq(r.n_params, 0);
+
+    bad_value("query", "", "expected all, none, sorted");
+    bad_value("query", "sort", "expected all, none, sorted");
+    bad_value("query", "Keep id", "expected all, none, sorted");
+    bad_value("query", "sorted id", "takes no names");
+    bad_value("query", "all x", "takes no names");
+    bad_value("query", "keep", "at least one parameter name");
+    bad_value("query", "drop , ", "at least one parameter glob");
+    bad_value("query", "keep utm_*", "not globs");
+    bad_value("query", "keep a=b", "written decoded");
+    bad_value("query", "drop a&b", "written decoded");
+    bad_value("query", "keep %69d", "written decoded");
+    char v[2048] = "keep";
+    for (int i = 0; i < POLICY_KEY_PARAMS_MAX; i++)
+        sprintf(v + strlen(v), " p%d", i);
+    set(&r, "query", v);
+    cr_assert_eq(r.n_params, POLICY_KEY_PARAMS_MAX);
+    strcat(v, " one_more");
+    bad_value("query", v, "more than 16");
+    char name[100];
+    memset(name, 'n', sizeof name);
+    name[POLICY_RULE_PARAM_MAX] = '\0';
+    snprintf(v, sizeof v, "drop %s", name);
+    bad_value("query", v, "longer than");
+    name[POLICY_RULE_PARAM_MAX - 1] = '\0';
+    snprintf(v, sizeof v, "drop %s", name);
+    set(&r, "query", v);
+}
+
+Test(rule_keys, finish_cross_checks)
+{
+    policy_rule_t r = rule("/x/*");
+    set(&r, "origin_cache_control", "override");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_not_null(strstr(err, "override needs default_ttl"), "%s", err);
+    cr_assert_not_null(strstr(err, "/x/*"), "%s", err);
+    set(&r, "default_ttl", "1h");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+
+    r = rule("/x/*");
+    set(&r, "min_ttl", "1h");
+    set(&r, "max_ttl", "1m");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_not_null(strstr(err, "min_ttl is larger than max_ttl"), "%s", err);
+    set(&r, "max_ttl", "1h");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    set(&r, "default_ttl", "1m");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_not_null(strstr(err, "default_ttl is outside"), "%s", err);
+    set(&r, "default_ttl", "2h");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    set(&r, "default_ttl", "1h");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+}
+
+Test(rule_keys, no_inheritance_between_rules)
+{
+    policy_rule_t a = rule("/a/*"), b = rule("/a/b/*");
+    set(&a, "default_ttl", "1h");
+    set(&a, "query", "none");
+    policy_rule_t rules[2] = { a, b };
+    policy_rules_sort(rules, 2);
+    const policy_rule_t *r = policy_rules_match(rules, 2, "h", 1, "/a/b/c", 6);
+    cr_assert_str_eq(r->pattern, "/a/b/*");
+    cr_assert_eq(r->default_ttl, -1);
+    cr_assert_eq(r->query, POLICY_QUERY_ALL);
+}
+
+/* ---- printing ---- */
+
+/* The printed text, in a heap copy the caller frees. */
+static char *print(const policy_rule_t *r)
+{
+    static char text[8192];
+    memset(text, 0, sizeof text);
+    FILE *f = fmemopen(text, sizeof text - 1, "w");
+    cr_assert_not_null(f);
+    policy_rule_print(f, r);
+    fclose(f);
+    return strdup(text);
+}
+
+Test(rule_print, every_setting_and_round_trip)
+{
+    policy_rule_t r = rule("*.example.com/img/*");
+    set(&r, "default_ttl", "90m");
+    set(&r, "max_ttl", "1d");
+    set(&r, "stale_if_error", "45s");
+    set(&r, "query", "drop utm_* fbclid");
+    set(&r, "cookie", "bypass");
+    set(&r, "store_set_cookie", "on");
+    char *text = print(&r);
+    cr_assert_not_null(strstr(text, "[rule *.example.com/img/*]\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\ndefault_ttl = 90m\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nmin_ttl = 0  # default\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nmax_ttl = 1d\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nstale_if_error = 45s\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nstale_while_revalidate = none  # default\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nquery = drop utm_* fbclid\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\ncookie = bypass\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nstore_set_cookie = on\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\norigin_cache_control = honour  # default\n"), "%s", text);
+    cr_assert_not_null(strstr(text, "\nheuristic_max = 1d  # default\n"), "%s", text);
+
+    /* every key is printed, and the printed values parse back to the same rule */
+    policy_rule_t back = rule("*.example.com/img/*");
+    for (const policy_rule_setting_t *s = policy_rule_settings; s->key; s++) {
+        char key[80];
+        snprintf(key, sizeof key, "\n%s = ", s->key);
+        char *at = strstr(text, key);
+        cr_assert_not_null(at, "%s missing", s->key);
+        at += strlen(key);
+        char val[1200];
+        size_t n = strcspn(at, "\n");
+        char *hash = memchr(at, '#', n);
+        if (hash && hash > at + 1 && hash[-1] == ' ')
+            n = (size_t)(hash - at - 2);
+        memcpy(val, at, n);
+        val[n] = '\0';
+        set(&back, s->key, val);
+    }
+    back.set = r.set;
+    cr_assert_eq(memcmp(&back, &r, sizeof r), 0);
+    free(text);
+
+    text = print(NULL);
+    cr_assert_not_null(strstr(text, "built-in defaults"), "%s", text);
+    cr_assert_not_null(strstr(text, "[rule *]"), "%s", text);
+    free(text);
+}
+
+Test(rule_print, help_and_markdown_list_every_key)
+{
+    char *help = NULL, *md = NULL;
+    size_t hl, ml;
+    FILE *f = open_memstream(&help, &hl);
+    policy_rule_print_help(f);
+    fclose(f);
+    f = open_memstream(&md, &ml);
+    policy_rule_print_markdown(f);
+    fclose(f);
+    for (const policy_rule_setting_t *s = policy_rule_settings; s->key; s++) {
+        char k[80];
+        cr_assert_not_null(strstr(help, s->key), "%s", s->key);
+        snprintf(k, sizeof k, "| `%s` |", s->key);
+        cr_assert_not_null(strstr(md, k), "%s", s->key);
+        cr_assert_not_null(s->doc);
+    }
+    cr_assert_not_null(strstr(md, "honour \\| override"), "%s", md);
+    free(help);
+    free(md);
+}
+
+/* ---- applying a rule ---- */
+
+static http_fields_t fields(const char *n1, ...)
+{
+    http_fields_t h;
+    va_list ap;
+    http_fields_init(&h, 0);
+    va_start(ap, n1);
+    for (const char *n = n1; n; n = va_arg(ap, const char *)) {
+        const char *v = va_arg(ap, const char *);
+        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
+    }
+    va_end(ap);
+    return h;
+}
+
+/* Response parsed with the rule's options. */
+static policy_resp_t resp(const policy_rule_t *r, int status, http_fields_t h)
+{
+    policy_opts_t o;
+    policy_resp_t out;
+    policy_rule_opts(r, &o);
+    policy_resp_parse(&out, status, &h, &o);
+    http_fields_free(&h);
+    return out;
+}
+
+static policy_req_t req(http_fields_t h)
+{
+    policy_req_t q;
+    policy_req_parse(&q, HTTP_GET, &h);
+    http_fields_free(&h);
+    return q;
+}
+
+static const char *storable(const policy_rule_t *r, const policy_req_t *q, const policy_resp_t *p)
+{
+    const char *why = "unset";
+    bool ok = policy_rule_storable(r, q, p, NULL, &why);
+    cr_assert_eq(ok, why == NULL);
+    return ok ? "stored" : why;
+}
+
+static policy_entry_t entry(const policy_rule_t *r, const policy_resp_t *p)
+{
+    policy_opts_t o;
+    policy_entry_t e;
+    policy_rule_opts(r, &o);
+    policy_entry_init(&e, p, &o, T0, T0);
+    policy_rule_entry(r, p, &e);
+    return e;
+}
+
+Test(rule_apply, opts)
+{
+    policy_opts_t o, d;
+    policy_opts_init(&d);
+    policy_rule_opts(NULL, &o);
+    cr_assert_eq(memcmp(&o, &d, sizeof o), 0);
+    policy_rule_t r = rule("*");
+    set(&r, "heuristic_max", "2h");
+    set(&r, "store_set_cookie", "on");
+    set(&r, "stale_with_s_maxage", "on");
+    set(&r, "cdn_cache_control", "ignore");
+    policy_rule_opts(&r, &o);
+    cr_assert_eq(o.heuristic_max, 7200);
+    cr_assert(o.store_cookies);
+    cr_assert(o.stale_with_s_maxage);
+    cr_assert_null(o.targeted_cc[0]);
+    set(&r, "cdn_cache_control", "honour");
+    policy_rule_opts(&r, &o);
+    cr_assert_str_eq(o.targeted_cc[0], "CDN-Cache-Control");
+}
+
+Test(rule_apply, cdn_cache_control_ignore)
+{
+    policy_rule_t r = rule("*");
+    http_fields_t h = fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL);
+    policy_resp_t p = resp(&r, 200, h);
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 600);
+    set(&r, "cdn_cache_control", "ignore");
+    h = fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL);
+    p = resp(&r, 200, h);
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 10);
+}
+
+Test(rule_apply, default_ttl_replaces_the_heuristic_only)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "default_ttl", "1h");
+    policy_req_t q = req(fields(NULL));
+    /* heuristic (Last-Modified) and no validator at all: default_ttl */
+    policy_resp_t p = resp(&r, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL));
+    policy_entry_t e = entry(&r, &p);
+    cr_assert_eq(e.freshness_lifetime, 3600);
+    cr_assert_not(e.flags & POLICY_ENTRY_HEURISTIC);
+    p = resp(&r, 404, fields("Date", D_T0, NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 3600);
+    cr_assert_str_eq(storable(&r, &q, &p), "stored");
+    /* explicit freshness wins, even 0 and invalid ones */
+    p = resp(&r, 200, fields("Cache-Control", "max-age=60", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 60);
+    p = resp(&r, 200, fields("Cache-Control", "max-age=0", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
+    p = resp(&r, 200, fields("Cache-Control", "max-age=x", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
+    p = resp(&r, 200, fields("Expires", "0", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
+    p = resp(&r, 200, fields("CDN-Cache-Control", "max-age=5", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 5);
+    /* not heuristically cacheable: still not storable */
+    p = resp(&r, 302, fields("Date", D_T0, NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+    /* no rule: the heuristic */
+    p = resp(NULL, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL));
+    cr_assert_eq(entry(NULL, &p).freshness_lifetime, 1000);
+}
+
+Test(rule_apply, heuristic_max)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "heuristic_max", "100s");
+    policy_resp_t p = resp(&r, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 100);
+}
+
+Test(rule_apply, min_max_clamp)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "min_ttl", "30s");
+    set(&r, "max_ttl", "1h");
+    policy_req_t q = req(fields(NULL));
+    policy_resp_t p = resp(&r, 200, fields("Cache-Control", "max-age=5", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 30);
+    p = resp(&r, 200, fields("Cache-Control", "max-age=86400", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 3600);
+    p = resp(&r, 200, fields("Cache-Control", "max-age=600", NULL));
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 600);
+    /* min_ttl never makes a response storable */
+    p = resp(&r, 200, fields("Cache-Control", "no-store", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "no-store");
+    p = resp(&r, 500, fields(NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+    /* and no-cache still means revalidate on every use */
+    p = resp(&r, 200, fields("Cache-Control", "no-cache", NULL));
+    policy_entry_t e = entry(&r, &p);
+    cr_assert_eq(e.freshness_lifetime, 30);
+    cr_assert_eq(policy_entry_check(&e, NULL, T0 + 1, NULL, NULL), POLICY_VERDICT_STALE);
+}
+
+Test(rule_apply, override)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "origin_cache_control", "override");
+    set(&r, "default_ttl", "10m");
+    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    policy_req_t q = req(fields(NULL));
+    static const char *const cc[] = { "no-store", "private", "no-cache", "max-age=0, must-revalidate",
+                                      "s-maxage=5", "max-age=x" };
+    for (size_t i = 0; i < sizeof cc / sizeof cc[0]; i++) {
+        policy_resp_t p = resp(&r, 200, fields("Cache-Control", cc[i], "Expires", "0", NULL));
+        cr_assert_str_eq(storable(&r, &q, &p), "stored", "%s", cc[i]);
+        policy_entry_t e = entry(&r, &p);
+        cr_assert_eq(e.freshness_lifetime, 600, "%s", cc[i]);
+        cr_assert_eq(policy_entry_check(&e, NULL, T0 + 599, NULL, NULL), POLICY_VERDICT_FRESH, "%s", cc[i]);
+        cr_assert_eq(policy_entry_check(&e, NULL, T0 + 600, NULL, NULL), POLICY_VERDICT_STALE, "%s", cc[i]);
+    }
+    policy_resp_t p = resp(&r, 200, fields("CDN-Cache-Control", "no-store", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "stored");
+
+    /* what override never stores */
+    p = resp(&r, 200, fields("Vary", "*", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "vary-star");
+    p = resp(&r, 200, fields("Set-Cookie", "a=1", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "set-cookie");
+    p = resp(&r, 206, fields(NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "partial");
+    p = resp(&r, 304, fields(NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "not-modified");
+    policy_req_t auth = req(fields("Authorization", "Basic x", NULL));
+    p = resp(&r, 200, fields(NULL));
+    cr_assert_str_eq(storable(&r, &auth, &p), "authorization");
+    p = resp(&r, 200, fields("Cache-Control", "public", NULL));
+    cr_assert_str_eq(storable(&r, &auth, &p), "stored");
+    policy_req_t nostore = req(fields("Cache-Control", "no-store", NULL));
+    cr_assert_str_eq(storable(&r, &nostore, &p), "req-no-store");
+    /* statuses that are not heuristically cacheable keep the origin's word */
+    p = resp(&r, 302, fields("Cache-Control", "private", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "private");
+    p = resp(&r, 302, fields("Cache-Control", "max-age=30", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "stored");
+    cr_assert_eq(entry(&r, &p).freshness_lifetime, 30);
+    p = resp(&r, 500, fields(NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+
+    set(&r, "store_set_cookie", "on");
+    p = resp(&r, 200, fields("Set-Cookie", "a=1", NULL));
+    cr_assert_str_eq(storable(&r, &q, &p), "stored");
+}
+
+Test(rule_apply, override_with_clamp_and_stale)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "origin_cache_control", "override");
+    set(&r, "default_ttl", "1h");
+    set(&r, "stale_while_revalidate", "30s");
+    policy_resp_t p = resp(&r, 200, fields("Cache-Control", "max-age=5, must-revalidate, stale-if-error=99", NULL));
+    policy_entry_t e = entry(&r, &p);
+    cr_assert_eq(e.freshness_lifetime, 3600);
+    cr_assert_eq(e.stale_while_revalidate, 30);
+    cr_assert_eq(e.stale_if_error, -1); /* the origin's window is ignored too */
+    cr_assert_not(e.flags & POLICY_ENTRY_NO_STALE);
+    cr_assert_eq(policy_entry_check(&e, NULL, T0 + 3610, NULL, NULL), POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK);
+}
+
+Test(rule_apply, stale_windows)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "stale_while_revalidate", "30s");
+    set(&r, "stale_if_error", "1h");
+    /* the origin gives none: the rule's */
+    policy_resp_t p = resp(&r, 200, fields("Cache-Control", "max-age=60", NULL));
+    policy_entry_t e = entry(&r, &p);
+    cr_assert_eq(e.stale_while_revalidate, 30);
+    cr_assert_eq(e.stale_if_error, 3600);
+    cr_assert_eq(policy_entry_check(&e, NULL, T0 + 70, NULL, NULL), POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK);
+    cr_assert_eq(policy_entry_check(&e, NULL, T0 + 100, NULL, NULL), POLICY_VERDICT_STALE_IF_ERROR_OK);
+    /* the origin's own win, per directive; an invalid one counts as none */
+    p = resp(&r, 200, fields("Cache-Control", "max-age=60, stale-while-revalidate=5", NULL));
+    e = entry(&r, &p);
+    cr_assert_eq(e.stale_while_revalidate, 5);
+    cr_assert_eq(e.stale_if_error, 3600);
+    p = resp(&r, 200, fields("Cache-Control", "max-age=60, stale-while-revalidate=x", NULL));
+    cr_assert_eq(entry(&r, &p).stale_while_revalidate, 30);
+    /* never when the origin forbids stale */
+    static const char *const hard[] = { "max-age=60, must-revalidate", "max-age=60, proxy-revalidate", "no-cache",
+                                        "s-maxage=60" };
+    for (size_t i = 0; i < sizeof hard / sizeof hard[0]; i++) {
+        p = resp(&r, 200, fields("Cache-Control", hard[i], NULL));
+        e = entry(&r, &p);
+        cr_assert_eq(e.stale_while_revalidate, -1, "%s", hard[i]);
+        cr_assert_eq(e.stale_if_error, -1, "%s", hard[i]);
+    }
+    /* s-maxage: only with stale_with_s_maxage */
+    set(&r, "stale_with_s_maxage", "on");
+    p = resp(&r, 200, fields("Cache-Control", "s-maxage=60", NULL));
+    e = entry(&r, &p);
+    cr_assert_eq(e.stale_while_revalidate, 30);
+    p = resp(&r, 200, fields("Cache-Control", "s-maxage=60, stale-if-error=7", NULL));
+    e = entry(&r, &p);
+    cr_assert_eq(e.stale_if_error, 7);
+    p = resp(&r, 200, fields("Cache-Control", "s-maxage=60, must-revalidate", NULL));
+    cr_assert_eq(entry(&r, &p).stale_while_revalidate, -1);
+}
+
+Test(rule_apply, no_rule_changes_nothing)
+{
+    policy_resp_t p = resp(NULL, 200, fields("Cache-Control", "max-age=60, stale-while-revalidate=5", NULL));
+    policy_entry_t a, b;
+    policy_entry_init(&a, &p, NULL, T0, T0);
+    b = a;
+    policy_rule_entry(NULL, &p, &b);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+    /* nor does a rule of defaults */
+    policy_rule_t r = rule("*");
+    b = a;
+    policy_rule_entry(&r, &p, &b);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+}
+
+Test(rule_apply, bypass)
+{
+    policy_rule_t r = rule("*");
+    http_fields_t with = fields("Cookie", "a=1", NULL), without = fields("Accept", "*/*", NULL);
+    cr_assert_not(policy_rule_bypass(&r, &with));
+    set(&r, "cookie", "bypass");
+    cr_assert(policy_rule_bypass(&r, &with));
+    cr_assert_not(policy_rule_bypass(&r, &without));
+    cr_assert_not(policy_rule_bypass(NULL, &with));
+    http_fields_free(&with);
+    http_fields_free(&without);
+}
+
+Test(rule_apply, key_opts)
+{
+    policy_rule_t r = rule("*");
+    set(&r, "query", "drop utm_* fbclid");
+    policy_key_opts_t ko;
+    policy_rule_key_opts(&r, &ko);
+    cr_assert_eq(ko.query, POLICY_QUERY_DROP);
+    cr_assert_eq(ko.n_params, 2);
+    cr_assert_eq(ko.params[0], r.params[0]);
+    buf_t b;
+    buf_init(&b, 0);
+    const char *t = "/p?utm_source=x&b=2&fbclid=1&a=1";
+    cr_assert_eq(policy_cache_key_opts(&b, &ko, "http", "h", 1, t, strlen(t)), 0);
+    cr_assert_str_eq(b.data, "http://h/p?a=1&b=2");
+    policy_rule_key_opts(NULL, &ko);
+    cr_assert_eq(ko.query, POLICY_QUERY_ALL);
+    cr_assert_eq(ko.n_params, 0);
+    buf_free(&b);
+}
