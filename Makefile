@@ -96,7 +96,7 @@ unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
 
 integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/origin
-	CDN_BIN=$(abspath $(BIN)) $(BUILD)/tests/integration-tests --jobs 2
+	CDN_BIN=$(abspath $(BIN)) CDN_SRC=$(CURDIR) $(BUILD)/tests/integration-tests --jobs 2
 
 run: deps-check
 	@$(MAKE) --no-print-directory all
@@ -106,17 +106,22 @@ bench: deps-check
 	@$(MAKE) --no-print-directory all
 	@./loadtest/bench.sh $(BIN)
 
-# The README's configuration table is generated from the settings table.
-README_TABLE = awk -v t="$$tbl" '/<!-- config-table:begin -->/{print; print t; skip=1; next} \
-	/<!-- config-table:end -->/{skip=0} !skip' README.md
+# The README's tables are generated from the settings tables: the node's
+# (--config-markdown) and the [rule] sections' (--rule-markdown).
+README_TABLES = awk -v t1="$$t1" -v t2="$$t2" \
+	'/<!-- config-table:begin -->/{print; print t1; skip=1; next} \
+	 /<!-- rule-table:begin -->/{print; print t2; skip=1; next} \
+	 /<!-- (config|rule)-table:end -->/{skip=0} !skip' README.md
 
 readme-table: $(BIN)/edge
-	@tbl="$$($(BIN)/edge --config-markdown)"; $(README_TABLE) > README.md.tmp && mv README.md.tmp README.md
+	@t1="$$($(BIN)/edge --config-markdown)"; t2="$$($(BIN)/edge --rule-markdown)"; \
+	  $(README_TABLES) > README.md.tmp && mv README.md.tmp README.md
 
 check-readme: $(BIN)/edge
-	@tbl="$$($(BIN)/edge --config-markdown)"; $(README_TABLE) | cmp -s - README.md \
-	  || { echo "README.md configuration table is stale: run make readme-table"; exit 1; }
-	@echo "README configuration table is current"
+	@t1="$$($(BIN)/edge --config-markdown)"; t2="$$($(BIN)/edge --rule-markdown)"; \
+	  $(README_TABLES) | cmp -s - README.md \
+	  || { echo "README.md settings tables are stale: run make readme-table"; exit 1; }
+	@echo "README settings tables are current"
 
 clean:
 	rm -rf build bin var

@@ -67,6 +67,14 @@ int policy_cache_key(buf_t *out, const char *scheme, const char *host, size_t ho
 int policy_cache_key_opts(buf_t *out, const policy_key_opts_t *opts, const char *scheme, const char *host,
                           size_t hostlen, const char *target, size_t target_len);
 
+/* Locate the host (with its port, if any) and the path (without the
+ * query) in key[0..len), a key made by policy_cache_key(_opts): what
+ * policy_rules_match takes. Returns 0 with key[*host_off..+*host_len) and
+ * key[*path_off..+*path_len) set, or -EINVAL when key has no "://" or no
+ * path. Build the key with opts NULL first: the rule decides the query. */
+int policy_key_parts(const char *key, size_t len, size_t *host_off, size_t *host_len, size_t *path_off,
+                     size_t *path_len);
+
 /* Glob match of s[0..slen) against glob[0..glen): '*' any run of bytes
  * (none included), '?' exactly one byte, everything else literal (ASCII
  * case folded when icase). Worst case O(glen * slen), no recursion. */

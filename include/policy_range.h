@@ -46,7 +46,7 @@ typedef struct policy_range_set {
 typedef enum policy_range_result {
     POLICY_RANGE_NONE = 0,       /* no, unsupported, invalid or abusive Range: send 200 and everything */
     POLICY_RANGE_OK,             /* send 206: one part (n == 1) or multipart/byteranges (n > 1) */
-    POLICY_RANGE_UNSATISFIABLE,  /* send 416 with Content-Range: bytes * /length */
+    POLICY_RANGE_UNSATISFIABLE,  /* send 416 with policy_range_content_range(NULL) */
 } policy_range_result_t;
 
 /* Evaluate a Range field value v[0..len) (not NUL-terminated) against a
@@ -82,9 +82,9 @@ policy_range_result_t policy_range_request(const http_fields_t *req, int method,
  * including a malformed value, is false: ignore Range and send 200. */
 bool policy_if_range_ok(const char *v, size_t len, const char *etag, int64_t last_modified, int64_t date);
 
-/* Write the Content-Range field value "bytes START-END/LENGTH", or
- * "bytes * /LENGTH" (without the space) when r is NULL (for a 416), into
- * out as a NUL-terminated string; returns its length. Never fails. */
+/* Write the Content-Range field value "bytes START-END/LENGTH", or the
+ * unsatisfied-range form "bytes *" "/LENGTH" when r is NULL (for a 416),
+ * into out as a NUL-terminated string; returns its length. Never fails. */
 size_t policy_range_content_range(char out[POLICY_CONTENT_RANGE_SIZE], const policy_range_t *r, int64_t length);
 
 /* Exact byte length of the multipart/byteranges body for s (n >= 1):

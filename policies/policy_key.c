@@ -265,6 +265,29 @@ static size_t decode_all(char *dst, const char *p, size_t n)
     return w;
 }
 
+int policy_key_parts(const char *key, size_t len, size_t *host_off, size_t *host_len, size_t *path_off,
+                     size_t *path_len)
+{
+    size_t i = 0;
+    while (i + 2 < len && !(key[i] == ':' && key[i + 1] == '/' && key[i + 2] == '/'))
+        i++;
+    if (i + 2 >= len)
+        return -EINVAL;
+    size_t h = i + 3, p = h;
+    while (p < len && key[p] != '/')
+        p++;
+    if (p == len)
+        return -EINVAL;
+    size_t q = p;
+    while (q < len && key[q] != '?')
+        q++;
+    *host_off = h;
+    *host_len = p - h;
+    *path_off = p;
+    *path_len = q - p;
+    return 0;
+}
+
 bool policy_key_glob_match(const char *glob, size_t glen, const char *s, size_t slen, bool icase)
 {
     size_t g = 0, i = 0, star = (size_t)-1, mark = 0;

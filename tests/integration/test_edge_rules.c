@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
 #include <sys/wait.h>
 
 #include "edge_env.h"
@@ -237,4 +238,20 @@ Test(edge_rules, check_config_prints_the_effective_rule)
     fclose(f);
     cr_assert_eq(run(args, out, sizeof out), 2);
     cr_assert(strstr(out, "expected [rule PATTERN]"), "%s", out);
+}
+
+Test(edge_rules, example_policy_files_are_valid)
+{
+    char pattern[1024], out[8192], args[1200];
+    const char *src = getenv("CDN_SRC");
+    cr_assert_not_null(src, "CDN_SRC (the source tree) is not set");
+    snprintf(pattern, sizeof pattern, "%s/policies/examples/*.conf", src);
+    glob_t g;
+    cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no example files in %s", pattern);
+    cr_assert_geq(g.gl_pathc, 3);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        snprintf(args, sizeof args, "--check-config %s", g.gl_pathv[i]);
+        cr_assert_eq(run(args, out, sizeof out), 0, "%s: %s", g.gl_pathv[i], out);
+    }
+    globfree(&g);
 }

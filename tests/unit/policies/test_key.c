@@ -443,3 +443,23 @@ Test(key_glob, match)
     cr_assert_not(G(g, s, false));
 #undef G
 }
+
+Test(key, parts_for_rule_matching)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    const char *t = "/a/%7e/../b?x=1";
+    cr_assert_eq(policy_cache_key(&b, "https", "Example.COM.:8443", 17, t, strlen(t)), 0);
+    size_t ho, hl, po, pl;
+    cr_assert_eq(policy_key_parts(b.data, b.len, &ho, &hl, &po, &pl), 0);
+    cr_assert_eq(hl, strlen("example.com:8443"));
+    cr_assert_eq(memcmp(b.data + ho, "example.com:8443", hl), 0);
+    cr_assert_eq(pl, 4);
+    cr_assert_eq(memcmp(b.data + po, "/a/b", 4), 0);
+    cr_assert_eq(policy_key_parts("http://h/", 9, &ho, &hl, &po, &pl), 0);
+    cr_assert_eq(pl, 1);
+    cr_assert_eq(policy_key_parts("http://h", 8, &ho, &hl, &po, &pl), -EINVAL);
+    cr_assert_eq(policy_key_parts("/p", 2, &ho, &hl, &po, &pl), -EINVAL);
+    cr_assert_eq(policy_key_parts("", 0, &ho, &hl, &po, &pl), -EINVAL);
+    buf_free(&b);
+}

@@ -103,27 +103,18 @@ Test(rule_pattern, path_escapes_normalised_like_the_key)
 
 Test(rule_pattern, bad)
 {
-    bad_pattern("", "empty");
-    bad_pattern(NULL, "empty");
-    bad_pattern("example.com", "needs a path");
-    bad_pattern("*.png", "needs a path");
-    bad_pattern("/a b", "whitespace");
-    bad_pattern("/a\tb", "whitespace");
-    bad_pattern("/a\x7f", "control");
-    bad_pattern("/img/[ab].png", "character classes");
-    bad_pattern("/a]", "character classes");
-    bad_pattern("/a#b", "'#'");
-    bad_pattern("/a/%zz", "hex digits");
-    bad_pattern("/a/%4", "hex digits");
-    bad_pattern("/a/%", "hex digits");
-    bad_pattern("/a/./b", "segments");
-    bad_pattern("/a/..", "segments");
-    bad_pattern("/../x", "segments");
-    bad_pattern("example.com:8080/x", "ports");
-    bad_pattern("exa$mple.com/x", "host");
-    bad_pattern("exa%41mple.com/x", "host");
-    bad_pattern("[::1/x", "']'");
-    bad_pattern("./x", "empty host");
+    static const struct {
+        const char *pattern, *msg;
+    } bad[] = {
+        { "", "empty" }, { NULL, "empty" }, { "example.com", "needs a path" }, { "*.png", "needs a path" },
+        { "/a b", "whitespace" }, { "/a\tb", "whitespace" }, { "/a\x7f", "control" },
+        { "/img/[ab].png", "character classes" }, { "/a]", "character classes" }, { "/a#b", "'#'" },
+        { "/a/%zz", "hex digits" }, { "/a/%4", "hex digits" }, { "/a/%", "hex digits" }, { "/a/./b", "segments" },
+        { "/a/..", "segments" }, { "/../x", "segments" }, { "example.com:8080/x", "ports" },
+        { "exa$mple.com/x", "host" }, { "exa%41mple.com/x", "host" }, { "[::1/x", "']'" }, { "./x", "empty host" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        bad_pattern(bad[i].pattern, bad[i].msg);
     char longp[400];
     memset(longp, 'a', sizeof longp);
     longp[0] = '/';
@@ -298,25 +289,16 @@ Test(rule_keys, durations)
         const policy_rule_setting_t *s = policy_rule_settings;
         while (strcmp(s->key, keys[i]))
             s++;
-        int64_t v;
-        set(&r, keys[i], "90");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 90, "%s", keys[i]);
-        set(&r, keys[i], "5m");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 300);
-        set(&r, keys[i], "2h");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 7200);
-        set(&r, keys[i], "1d");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 86400);
-        set(&r, keys[i], "2000ms");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 2);
-        set(&r, keys[i], "0");
-        memcpy(&v, (char *)&r + s->offset, sizeof v);
-        cr_assert_eq(v, 0);
+        static const struct {
+            const char *text;
+            int64_t secs;
+        } good[] = { { "90", 90 }, { "5m", 300 }, { "2h", 7200 }, { "1d", 86400 }, { "2000ms", 2 }, { "0", 0 } };
+        for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+            int64_t v;
+            set(&r, keys[i], good[k].text);
+            memcpy(&v, (char *)&r + s->offset, sizeof v);
+            cr_assert_eq(v, good[k].secs, "%s = %s", keys[i], good[k].text);
+        }
         cr_assert(r.set & (1u << (s - policy_rule_settings)));
         bad_value(keys[i], "", "expected a duration");
         bad_value(keys[i], "x", "expected a duration");
@@ -409,17 +391,17 @@ Test(rule_keys, query)
     cr_assert_eq(r.query, POLICY_QUERY_ALL);
     cr_assert_eq(r.n_params, 0);
 
-    bad_value("query", "", "expected all, none, sorted");
-    bad_value("query", "sort", "expected all, none, sorted");
-    bad_value("query", "Keep id", "expected all, none, sorted");
-    bad_value("query", "sorted id", "takes no names");
-    bad_value("query", "all x", "takes no names");
-    bad_value("query", "keep", "at least one parameter name");
-    bad_value("query", "drop , ", "at least one parameter glob");
-    bad_value("query", "keep utm_*", "not globs");
-    bad_value("query", "keep a=b", "written decoded");
-    bad_value("query", "drop a&b", "written decoded");
-    bad_value("query", "keep %69d", "written decoded");
+    static const struct {
+        const char *value, *msg;
+    } bad[] = {
+        { "", "expected all, none, sorted" }, { "sort", "expected all, none, sorted" },
+        { "Keep id", "expected all, none, sorted" }, { "sorted id", "takes no names" },
+        { "all x", "takes no names" }, { "keep", "at least one parameter name" },
+        { "drop , ", "at least one parameter glob" }, { "keep utm_*", "not globs" },
+        { "keep a=b", "written decoded" }, { "drop a&b", "written decoded" }, { "keep %69d", "written decoded" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        bad_value("query", bad[i].value, bad[i].msg);
     char v[2048] = "keep";
     for (int i = 0; i < POLICY_KEY_PARAMS_MAX; i++)
         sprintf(v + strlen(v), " p%d", i);
@@ -614,6 +596,19 @@ static policy_entry_t entry(const policy_rule_t *r, const policy_resp_t *p)
     return e;
 }
 
+/* Storability reason / lifetime of a response parsed with the rule's options. */
+static const char *why(const policy_rule_t *r, const policy_req_t *q, int status, http_fields_t h)
+{
+    policy_resp_t p = resp(r, status, h);
+    return storable(r, q, &p);
+}
+
+static int64_t life(const policy_rule_t *r, int status, http_fields_t h)
+{
+    policy_resp_t p = resp(r, status, h);
+    return entry(r, &p).freshness_lifetime;
+}
+
 Test(rule_apply, opts)
 {
     policy_opts_t o, d;
@@ -635,16 +630,14 @@ Test(rule_apply, opts)
     cr_assert_str_eq(o.targeted_cc[0], "CDN-Cache-Control");
 }
 
-Test(rule_apply, cdn_cache_control_ignore)
+Test(rule_apply, cdn_cache_control_ignore_and_heuristic_max)
 {
     policy_rule_t r = rule("*");
-    http_fields_t h = fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL);
-    policy_resp_t p = resp(&r, 200, h);
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 600);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL)), 600);
     set(&r, "cdn_cache_control", "ignore");
-    h = fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL);
-    p = resp(&r, 200, h);
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 10);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=10", "CDN-Cache-Control", "max-age=600", NULL)), 10);
+    set(&r, "heuristic_max", "100s");
+    cr_assert_eq(life(&r, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL)), 100);
 }
 
 Test(rule_apply, default_ttl_replaces_the_heuristic_only)
@@ -661,30 +654,15 @@ Test(rule_apply, default_ttl_replaces_the_heuristic_only)
     cr_assert_eq(entry(&r, &p).freshness_lifetime, 3600);
     cr_assert_str_eq(storable(&r, &q, &p), "stored");
     /* explicit freshness wins, even 0 and invalid ones */
-    p = resp(&r, 200, fields("Cache-Control", "max-age=60", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 60);
-    p = resp(&r, 200, fields("Cache-Control", "max-age=0", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
-    p = resp(&r, 200, fields("Cache-Control", "max-age=x", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
-    p = resp(&r, 200, fields("Expires", "0", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 0);
-    p = resp(&r, 200, fields("CDN-Cache-Control", "max-age=5", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 5);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=60", NULL)), 60);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=0", NULL)), 0);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=x", NULL)), 0);
+    cr_assert_eq(life(&r, 200, fields("Expires", "0", NULL)), 0);
+    cr_assert_eq(life(&r, 200, fields("CDN-Cache-Control", "max-age=5", NULL)), 5);
     /* not heuristically cacheable: still not storable */
-    p = resp(&r, 302, fields("Date", D_T0, NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+    cr_assert_str_eq(why(&r, &q, 302, fields("Date", D_T0, NULL)), "no-freshness");
     /* no rule: the heuristic */
-    p = resp(NULL, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL));
-    cr_assert_eq(entry(NULL, &p).freshness_lifetime, 1000);
-}
-
-Test(rule_apply, heuristic_max)
-{
-    policy_rule_t r = rule("*");
-    set(&r, "heuristic_max", "100s");
-    policy_resp_t p = resp(&r, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 100);
+    cr_assert_eq(life(NULL, 200, fields("Date", D_T0, "Last-Modified", D_T0_M10000, NULL)), 1000);
 }
 
 Test(rule_apply, min_max_clamp)
@@ -693,19 +671,14 @@ Test(rule_apply, min_max_clamp)
     set(&r, "min_ttl", "30s");
     set(&r, "max_ttl", "1h");
     policy_req_t q = req(fields(NULL));
-    policy_resp_t p = resp(&r, 200, fields("Cache-Control", "max-age=5", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 30);
-    p = resp(&r, 200, fields("Cache-Control", "max-age=86400", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 3600);
-    p = resp(&r, 200, fields("Cache-Control", "max-age=600", NULL));
-    cr_assert_eq(entry(&r, &p).freshness_lifetime, 600);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=5", NULL)), 30);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=86400", NULL)), 3600);
+    cr_assert_eq(life(&r, 200, fields("Cache-Control", "max-age=600", NULL)), 600);
     /* min_ttl never makes a response storable */
-    p = resp(&r, 200, fields("Cache-Control", "no-store", NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "no-store");
-    p = resp(&r, 500, fields(NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+    cr_assert_str_eq(why(&r, &q, 200, fields("Cache-Control", "no-store", NULL)), "no-store");
+    cr_assert_str_eq(why(&r, &q, 500, fields(NULL)), "no-freshness");
     /* and no-cache still means revalidate on every use */
-    p = resp(&r, 200, fields("Cache-Control", "no-cache", NULL));
+    policy_resp_t p = resp(&r, 200, fields("Cache-Control", "no-cache", NULL));
     policy_entry_t e = entry(&r, &p);
     cr_assert_eq(e.freshness_lifetime, 30);
     cr_assert_eq(policy_entry_check(&e, NULL, T0 + 1, NULL, NULL), POLICY_VERDICT_STALE);
@@ -732,33 +705,25 @@ Test(rule_apply, override)
     cr_assert_str_eq(storable(&r, &q, &p), "stored");
 
     /* what override never stores */
-    p = resp(&r, 200, fields("Vary", "*", NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "vary-star");
-    p = resp(&r, 200, fields("Set-Cookie", "a=1", NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "set-cookie");
-    p = resp(&r, 206, fields(NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "partial");
-    p = resp(&r, 304, fields(NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "not-modified");
+    cr_assert_str_eq(why(&r, &q, 200, fields("Vary", "*", NULL)), "vary-star");
+    cr_assert_str_eq(why(&r, &q, 200, fields("Set-Cookie", "a=1", NULL)), "set-cookie");
+    cr_assert_str_eq(why(&r, &q, 206, fields(NULL)), "partial");
+    cr_assert_str_eq(why(&r, &q, 304, fields(NULL)), "not-modified");
     policy_req_t auth = req(fields("Authorization", "Basic x", NULL));
-    p = resp(&r, 200, fields(NULL));
-    cr_assert_str_eq(storable(&r, &auth, &p), "authorization");
+    cr_assert_str_eq(why(&r, &auth, 200, fields(NULL)), "authorization");
     p = resp(&r, 200, fields("Cache-Control", "public", NULL));
     cr_assert_str_eq(storable(&r, &auth, &p), "stored");
     policy_req_t nostore = req(fields("Cache-Control", "no-store", NULL));
     cr_assert_str_eq(storable(&r, &nostore, &p), "req-no-store");
     /* statuses that are not heuristically cacheable keep the origin's word */
-    p = resp(&r, 302, fields("Cache-Control", "private", NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "private");
+    cr_assert_str_eq(why(&r, &q, 302, fields("Cache-Control", "private", NULL)), "private");
     p = resp(&r, 302, fields("Cache-Control", "max-age=30", NULL));
     cr_assert_str_eq(storable(&r, &q, &p), "stored");
     cr_assert_eq(entry(&r, &p).freshness_lifetime, 30);
-    p = resp(&r, 500, fields(NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "no-freshness");
+    cr_assert_str_eq(why(&r, &q, 500, fields(NULL)), "no-freshness");
 
     set(&r, "store_set_cookie", "on");
-    p = resp(&r, 200, fields("Set-Cookie", "a=1", NULL));
-    cr_assert_str_eq(storable(&r, &q, &p), "stored");
+    cr_assert_str_eq(why(&r, &q, 200, fields("Set-Cookie", "a=1", NULL)), "stored");
 }
 
 Test(rule_apply, override_with_clamp_and_stale)

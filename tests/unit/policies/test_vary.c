@@ -1,0 +1,138 @@
+/* Vary: field lists, secondary keys, normalisation, variant ids. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_vary.h"
+
+static http_fields_t h(const char *const kv[])
+{
+    http_fields_t f;
+    http_fields_init(&f, 0);
+    for (int i = 0; kv && kv[i]; i += 2)
+        http_fields_add(&f, kv[i], strlen(kv[i]), kv[i + 1], strlen(kv[i + 1]));
+    return f;
+}
+
+static char *key_of(const char *const resp[], const char *const req[], int *kind)
+{
+    http_fields_t r = h(resp), q = h(req);
+    buf_t b;
+    buf_init(&b, 0);
+    *kind = policy_vary_key(&b, &r, &q);
+    http_fields_free(&r);
+    http_fields_free(&q);
+    char *s = strdup(b.data ? b.data : "");
+    buf_free(&b);
+    return s;
+}
+
+Test(vary, fields_listed_lowercased_deduplicated)
+{
+    const char *resp[] = { "Vary", "Accept-Encoding, accept-language", "vary", " Accept-ENCODING ,,Origin", NULL };
+    http_fields_t r = h(resp);
+    buf_t b;
+    buf_init(&b, 0);
+    cr_assert_eq(policy_vary_fields(&b, &r), POLICY_VARY_KEY);
+    cr_assert_str_eq(b.data, "accept-encoding\naccept-language\norigin\n");
+    buf_free(&b);
+    http_fields_free(&r);
+}
+
+Test(vary, star_and_none)
+{
+    int kind;
+    const char *star[] = { "Vary", "Accept, *", NULL };
+    free(key_of(star, NULL, &kind));
+    cr_assert_eq(kind, POLICY_VARY_STAR);
+    const char *none[] = { "Content-Type", "text/plain", NULL };
+    free(key_of(none, NULL, &kind));
+    cr_assert_eq(kind, POLICY_VARY_NONE);
+    const char *empty[] = { "Vary", " , ", NULL };
+    free(key_of(empty, NULL, &kind));
+    cr_assert_eq(kind, POLICY_VARY_NONE);
+}
+
+Test(vary, values_normalised)
+{
+    int kind;
+    const char *resp[] = { "Vary", "Accept-Encoding", NULL };
+    const char *a[] = { "Accept-Encoding", "gzip,  BR", NULL };
+    const char *b[] = { "accept-encoding", " gzip", "Accept-Encoding", "br ", NULL };
+    const char *c[] = { "Accept-Encoding", "gzip, deflate", NULL };
+    char *ka = key_of(resp, a, &kind), *kb = key_of(resp, b, &kind), *kc = key_of(resp, c, &kind);
+    cr_assert_str_eq(ka, "accept-encoding:gzip,br\n");
+    cr_assert_str_eq(ka, kb, "lines joined, members trimmed, lowercased");
+    cr_assert_str_neq(ka, kc);
+    free(ka);
+    free(kb);
+    free(kc);
+}
+
+Test(vary, absent_empty_and_inner_whitespace)
+{
+    int kind;
+    const char *resp[] = { "Vary", "X-A", NULL };
+    const char *absent[] = { "Other", "1", NULL };
+    const char *empty[] = { "X-A", "", NULL };
+    const char *spaced[] = { "X-A", "a   b\t c", NULL };
+    char *k1 = key_of(resp, absent, &kind), *k2 = key_of(resp, empty, &kind), *k3 = key_of(resp, spaced, &kind);
+    cr_assert_str_eq(k1, "x-a!\n");
+    cr_assert_str_eq(k2, "x-a:\n");
+    cr_assert_str_eq(k3, "x-a:a b c\n");
+    free(k1);
+    free(k2);
+    free(k3);
+}
+
+Test(vary, match_against_a_stored_key)
+{
+    const char *resp[] = { "Vary", "Accept-Language, X-B", NULL };
+    const char *stored_req[] = { "Accept-Language", "en", NULL };
+    int kind;
+    char *k = key_of(resp, stored_req, &kind);
+    const char *same[] = { "accept-language", " EN", NULL };
+    const char *other[] = { "Accept-Language", "fr", NULL };
+    const char *extra[] = { "Accept-Language", "en", "X-B", "1", NULL };
+    http_fields_t s = h(same), o = h(other), e = h(extra);
+    cr_assert(policy_vary_match(k, strlen(k), &s));
+    cr_assert_not(policy_vary_match(k, strlen(k), &o));
+    cr_assert_not(policy_vary_match(k, strlen(k), &e), "present vs absent X-B");
+    cr_assert_not(policy_vary_match("garbage", 7, &s));
+    http_fields_free(&s);
+    http_fields_free(&o);
+    http_fields_free(&e);
+    free(k);
+}
+
+Test(vary, key_from_fields_and_ids)
+{
+    const char *req[] = { "Accept-Language", "en", NULL };
+    http_fields_t q = h(req);
+    buf_t b;
+    buf_init(&b, 0);
+    cr_assert_eq(policy_vary_key_from_fields(&b, "accept-language\n", 16, &q), 0);
+    cr_assert_str_eq(b.data, "accept-language:en\n");
+    uint64_t id = policy_vary_id(b.data, b.len);
+    cr_assert_neq(id, 0);
+    cr_assert_eq(id, policy_vary_id(b.data, b.len));
+    cr_assert_neq(id, policy_vary_id("accept-language:fr\n", 19));
+    buf_free(&b);
+    http_fields_free(&q);
+}
+
+Test(vary, response_matches_for_collapsing)
+{
+    const char *resp[] = { "Vary", "Accept-Language", NULL };
+    const char *novary[] = { "Content-Type", "x", NULL };
+    const char *a[] = { "Accept-Language", "en", NULL };
+    const char *b[] = { "Accept-Language", "de", NULL };
+    http_fields_t r = h(resp), n = h(novary), qa = h(a), qb = h(b);
+    cr_assert(policy_vary_response_matches(&r, &qa, &qa));
+    cr_assert_not(policy_vary_response_matches(&r, &qa, &qb));
+    cr_assert(policy_vary_response_matches(&n, &qa, &qb));
+    http_fields_free(&r);
+    http_fields_free(&n);
+    http_fields_free(&qa);
+    http_fields_free(&qb);
+}
