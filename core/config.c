@@ -276,17 +276,10 @@ static void strip_comment(char *s)
 
 const policy_rule_t *config_rule_for_key(const config_t *cfg, const char *key, size_t len)
 {
-    const char *h = memchr(key, ':', len);
-    if (!h || (size_t)(h - key) + 3 > len)
+    size_t ho, hl, po, pl;
+    if (policy_key_parts(key, len, &ho, &hl, &po, &pl))
         return NULL;
-    h += 3; /* after "://" */
-    const char *end = key + len;
-    const char *path = memchr(h, '/', (size_t)(end - h));
-    if (!path)
-        return NULL;
-    const char *q = memchr(path, '?', (size_t)(end - path));
-    size_t plen = q ? (size_t)(q - path) : (size_t)(end - path);
-    return policy_rules_match(cfg->rules, cfg->nrules, h, (size_t)(path - h), path, plen);
+    return policy_rules_match(cfg->rules, cfg->nrules, key + ho, hl, key + po, pl);
 }
 
 int config_check(unsigned prog, const char *progname, const char *file, const char *url)
