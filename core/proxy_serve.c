@@ -100,25 +100,28 @@ static int64_t plan_answer(preq_t *p, const object_meta_t *m, uint64_t body_len,
                            struct serve_plan *plan)
 {
     http_req_t *r = p->req;
-    char etag[256];
-    http_slice_t ev;
-    const char *etagp = NULL;
-    if (object_meta_field(m->block, m->block_len, "etag", &ev) && ev.len < sizeof etag) {
-        memcpy(etag, ev.p, ev.len);
-        etag[ev.len] = '\0';
-        etagp = etag;
-    }
-    int64_t lm = m->entry.flags & POLICY_ENTRY_LAST_MODIFIED ? m->entry.last_modified : -1;
     int64_t len = (int64_t)body_len;
-    if (m->status >= 200 && m->status < 300 &&
-        policy_cond_eval(&r->hdrs, r->method, etagp, lm, m->entry.date) == POLICY_COND_NOT_MODIFIED) {
-        put_head(p, 304, m, BLOCK_304, params, age);
-        return -1;
-    }
     policy_range_set_t set;
     policy_range_result_t rr = POLICY_RANGE_NONE;
-    if (m->status == 200)
-        rr = policy_range_request(&r->hdrs, r->method, etagp, lm, m->entry.date, len, &set);
+    /* Most hits carry neither conditionals nor Range: skip the work. */
+    if (p->pol.flags & (POLICY_REQ_IF_NONE_MATCH | POLICY_REQ_IF_MODIFIED_SINCE | POLICY_REQ_RANGE)) {
+        char etag[256];
+        http_slice_t ev;
+        const char *etagp = NULL;
+        if (object_meta_field(m->block, m->block_len, "etag", &ev) && ev.len < sizeof etag) {
+            memcpy(etag, ev.p, ev.len);
+            etag[ev.len] = '\0';
+            etagp = etag;
+        }
+        int64_t lm = m->entry.flags & POLICY_ENTRY_LAST_MODIFIED ? m->entry.last_modified : -1;
+        if (m->status >= 200 && m->status < 300 &&
+            policy_cond_eval(&r->hdrs, r->method, etagp, lm, m->entry.date) == POLICY_COND_NOT_MODIFIED) {
+            put_head(p, 304, m, BLOCK_304, params, age);
+            return -1;
+        }
+        if (m->status == 200)
+            rr = policy_range_request(&r->hdrs, r->method, etagp, lm, m->entry.date, len, &set);
+    }
     char cr[POLICY_CONTENT_RANGE_SIZE];
     if (rr == POLICY_RANGE_UNSATISFIABLE) {
         put_head(p, 416, m, BLOCK_NO_CTYPE, params, age);
@@ -175,37 +178,44 @@ static void stream_plan(void *arg);
 void serve_stored(preq_t *p, const store_obj_t *obj, const object_meta_t *m, const char *params, int64_t age)
 {
     store_reader_t *rd = p->pw->rd;
-    struct serve_plan *plan = calloc(1, sizeof *plan);
-    if (!plan) {
-        store_read_end(rd);
-        preq_respond(p, 503, "no-memory", "out of memory\n");
-        return;
-    }
-    buf_init(&plan->text, 0);
-    int64_t len = plan_answer(p, m, obj->body_len, params, age, plan);
+    /* On the stack: a hit with an inline body never needs it afterwards. */
+    struct serve_plan local;
+    local.nseg = local.cur = 0;
+    buf_init(&local.text, 0);
+    int64_t len = plan_answer(p, m, obj->body_len, params, age, &local);
     http_resp_end_head(p->c, len);
     if (len <= 0 || p->req->is_head) {
         store_read_end(rd);
-        serve_plan_free(plan);
+        buf_free(&local.text);
         preq_finish(p);
         return;
     }
     if (obj->body) {
         /* Inline: written (or copied) before the transaction ends. */
         int rc = 0;
-        for (unsigned i = 0; i < plan->nseg && rc == 0; i++) {
-            const seg_t *g = &plan->segs[i];
+        for (unsigned i = 0; i < local.nseg && rc == 0; i++) {
+            const seg_t *g = &local.segs[i];
             if (g->text)
-                rc = http_resp_write(p->c, plan->text.data + g->off, g->len, NULL, NULL);
+                rc = http_resp_write(p->c, local.text.data + g->off, g->len, NULL, NULL);
             else
                 rc = http_resp_write(p->c, obj->body + g->from, (size_t)(g->to - g->from + 1), NULL, NULL);
         }
         store_read_end(rd);
-        serve_plan_free(plan);
+        buf_free(&local.text);
         if (rc == 0)
             preq_finish(p);
         return;
     }
+    struct serve_plan *plan = malloc(sizeof *plan);
+    if (!plan) {
+        store_read_end(rd);
+        buf_free(&local.text);
+        http_conn_t *c = p->c;
+        preq_end(p);
+        http_resp_abort(c); /* the head is out: all we can do is close */
+        return;
+    }
+    *plan = local; /* takes over the text buffer */
     plan->object_id = obj->object_id;
     plan->pos = plan->segs[0].text ? 0 : plan->segs[0].from;
     store_read_end(rd);

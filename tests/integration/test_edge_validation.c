@@ -284,3 +284,52 @@ Test(edge_validation, heuristic_freshness_from_last_modified)
     cr_assert(cs_has(r, "detail=no-freshness"), "%s", th_hdr(r, "cache-status"));
     th_resp_free(r);
 }
+
+Test(edge_validation, request_directives)
+{
+    edge_env_t env;
+    edge_env_start(&env, NULL);
+    /* no-store: this response is not kept. */
+    th_resp_t *r = edge_req(env.e, "GET", "/rns?size=10&cc=max-age%3D60", "Cache-Control: no-store\r\n", NULL, 0);
+    cr_assert(cs_has(r, "detail=req-no-store"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    r = edge_get(&env, "/rns?size=10&cc=max-age%3D60");
+    cr_assert(cs_has(r, "fwd=uri-miss"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    /* min-fresh beyond what is left, and max-age=0: go upstream. */
+    const char *t = "/rd?size=10&etag=auto&cc=max-age%3D60";
+    th_resp_free(edge_get(&env, t));
+    cr_assert(edge_wait_cs(&env, t, "hit", 5000));
+    r = edge_req(env.e, "GET", t, "Cache-Control: min-fresh=120\r\n", NULL, 0);
+    cr_assert(cs_has(r, "fwd=request"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    /* max-age=0 refuses any age above 0: an object that arrived 5 s old. */
+    const char *aged = "/rd2?size=10&etag=auto&age=5&cc=max-age%3D60";
+    th_resp_free(edge_get(&env, aged));
+    cr_assert(edge_wait_cs(&env, aged, "hit", 5000));
+    r = edge_req(env.e, "GET", aged, "Cache-Control: max-age=0\r\n", NULL, 0);
+    cr_assert(cs_has(r, "fwd=request; fwd-status=304"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    r = edge_req(env.e, "GET", t, "Cache-Control: max-age=3600\r\n", NULL, 0);
+    cr_assert(cs_has(r, "hit"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    /* max-stale accepts a stale object (without validation). */
+    const char *s = "/ms?size=10&cc=max-age%3D1";
+    th_resp_free(edge_get(&env, s));
+    cr_assert(edge_wait_cs(&env, s, "hit", 5000));
+    th_resp_t *stale = NULL;
+    for (int i = 0; i < 50 && !stale; i++) {
+        r = edge_req(env.e, "GET", s, "Cache-Control: max-stale=600\r\n", NULL, 0);
+        const char *ttl = strstr(th_hdr(r, "cache-status"), "ttl=");
+        if (cs_has(r, "hit") && ttl && atol(ttl + 4) < 0)
+            stale = r;
+        else
+            th_resp_free(r);
+        struct timespec ts = { 0, 100 * 1000000L };
+        if (!stale)
+            nanosleep(&ts, NULL); /* bounded: waits for expiry */
+    }
+    cr_assert_not_null(stale, "max-stale never served the stale object");
+    th_resp_free(stale);
+    cr_assert_eq(th_origin_requests(env.o, "/ms"), 1);
+}
