@@ -108,6 +108,23 @@ static void attach(fetch_t *f, fetch_waiter_t *w)
     f->waiters = w;
 }
 
+/* A new fetch for key in bucket b, published (table lock held). The
+ * caller holds one reference, the table another. */
+static fetch_t *publish_new(fetch_table_t *t, unsigned b, const uint8_t key[16])
+{
+    fetch_t *f = fetch_alloc();
+    if (f) {
+        memcpy(f->key, key, 16);
+        f->table = t;
+        f->published = true;
+        f->tnext = t->b[b];
+        t->b[b] = f;
+        t->n++;
+        atomic_fetch_add(&f->refs, 1); /* the table's reference */
+    }
+    return f;
+}
+
 fetch_t *fetch_join(fetch_table_t *t, const uint8_t key[16], fetch_waiter_t *w, bool *created)
 {
     unsigned b = bucket_of(key);
@@ -128,17 +145,10 @@ fetch_t *fetch_join(fetch_table_t *t, const uint8_t key[16], fetch_waiter_t *w, 
             return f;
         }
     }
-    fetch_t *f = fetch_alloc();
+    fetch_t *f = publish_new(t, b, key);
     if (f) {
-        memcpy(f->key, key, 16);
-        f->table = t;
-        f->published = true;
-        f->tnext = t->b[b];
-        t->b[b] = f;
-        t->n++;
         attach(f, w);
         f->primary = w;
-        atomic_fetch_add(&f->refs, 1); /* the table's reference */
     }
     pthread_mutex_unlock(&t->mu);
     *created = true;
@@ -153,16 +163,7 @@ fetch_t *fetch_start_if_absent(fetch_table_t *t, const uint8_t key[16])
     for (fetch_t *x = t->b[b]; x; x = x->tnext)
         if (memcmp(x->key, key, 16) == 0)
             goto out;
-    f = fetch_alloc();
-    if (f) {
-        memcpy(f->key, key, 16);
-        f->table = t;
-        f->published = true;
-        f->tnext = t->b[b];
-        t->b[b] = f;
-        t->n++;
-        atomic_fetch_add(&f->refs, 1); /* the table's reference */
-    }
+    f = publish_new(t, b, key);
 out:
     pthread_mutex_unlock(&t->mu);
     return f;

@@ -76,6 +76,26 @@ static resp_info_t *info_new(const buf_t *block, http_slice_t cs, size_t meta_le
     return ri;
 }
 
+/* The metadata of a stored object. Returns 0 or a buf error. */
+static int encode_object(buf_t *out, int status, const policy_entry_t *e, const buf_t *block, const buf_t *hidden,
+                         http_slice_t cs, http_slice_t vary)
+{
+    object_meta_t m = {
+        .kind = OBJECT_META_OBJECT,
+        .status = status,
+        .entry = *e,
+        .block = block->data ? block->data : "",
+        .block_len = block->len,
+        .hidden = hidden->data ? hidden->data : "",
+        .hidden_len = hidden->len,
+        .cstatus = cs.p,
+        .cstatus_len = cs.len,
+        .vary = vary.p ? vary.p : "",
+        .vary_len = vary.len,
+    };
+    return object_meta_encode(out, &m);
+}
+
 resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now)
 {
     const proxy_t *px = j->px;
@@ -139,20 +159,7 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
     j->storing = storable && ri;
     buf_reset(&j->meta);
     if (j->storing) {
-        object_meta_t m = {
-            .kind = OBJECT_META_OBJECT,
-            .status = status,
-            .entry = e,
-            .block = block.data ? block.data : "",
-            .block_len = block.len,
-            .hidden = hidden.data ? hidden.data : "",
-            .hidden_len = hidden.len,
-            .cstatus = cs.p,
-            .cstatus_len = cs.len,
-            .vary = skey.data ? skey.data : "",
-            .vary_len = skey.len,
-        };
-        if (object_meta_encode(&j->meta, &m))
+        if (encode_object(&j->meta, status, &e, &block, &hidden, cs, (http_slice_t){ skey.data, skey.len }))
             j->storing = ri->stored = false;
     }
     buf_free(&skey);
@@ -260,20 +267,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
         cs = newcs;
     http_slice_t ignored;
     split_fields(px, &merged, &r, true, &block, &hidden, NULL, &ignored);
-    object_meta_t m = {
-        .kind = OBJECT_META_OBJECT,
-        .status = sm.status,
-        .entry = e,
-        .block = block.data ? block.data : "",
-        .block_len = block.len,
-        .hidden = hidden.data ? hidden.data : "",
-        .hidden_len = hidden.len,
-        .cstatus = cs.p,
-        .cstatus_len = cs.len,
-        .vary = sm.vary,
-        .vary_len = sm.vary_len,
-    };
-    if (object_meta_encode(&meta, &m))
+    if (encode_object(&meta, sm.status, &e, &block, &hidden, cs, (http_slice_t){ sm.vary, sm.vary_len }))
         goto out;
     buf_t none = { NULL, 0, 0, 0 };
     resp_info_t *ri = info_new(&none, (http_slice_t){ "", 0 }, meta.len, NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "policy_range.h"
+#include "../test_fields.h"
 
 #define T0 INT64_C(784111777) /* Sun, 06 Nov 1994 08:49:37 GMT */
 #define D_T0 "Sun, 06 Nov 1994 08:49:37 GMT"
@@ -224,19 +225,6 @@ Test(if_range, dates_exact_and_strong)
 
 /* ---- policy_range_request ---- */
 
-static http_fields_t fields(const char *n1, ...)
-{
-    http_fields_t h;
-    va_list ap;
-    http_fields_init(&h, 0);
-    va_start(ap, n1);
-    for (const char *n = n1; n; n = va_arg(ap, const char *)) {
-        const char *v = va_arg(ap, const char *);
-        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
-    }
-    va_end(ap);
-    return h;
-}
 
 Test(range, request_decision)
 {

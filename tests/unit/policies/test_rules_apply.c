@@ -1,21 +1,9 @@
 /* Unit tests for policy_rules, applied: how a rule changes storability,
  * the stored entry and the cache key. */
 #include "test_rules_util.h"
+#include "../test_fields.h"
 
 
-static http_fields_t fields(const char *n1, ...)
-{
-    http_fields_t h;
-    va_list ap;
-    http_fields_init(&h, 0);
-    va_start(ap, n1);
-    for (const char *n = n1; n; n = va_arg(ap, const char *)) {
-        const char *v = va_arg(ap, const char *);
-        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
-    }
-    va_end(ap);
-    return h;
-}
 
 /* Response parsed with the rule's options. */
 static policy_resp_t resp(const policy_rule_t *r, int status, http_fields_t h)

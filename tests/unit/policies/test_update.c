@@ -8,20 +8,8 @@
 #include <string.h>
 
 #include "policy_update.h"
+#include "../test_fields.h"
 
-static http_fields_t fields(const char *n1, ...)
-{
-    http_fields_t h;
-    va_list ap;
-    http_fields_init(&h, 0);
-    va_start(ap, n1);
-    for (const char *n = n1; n; n = va_arg(ap, const char *)) {
-        const char *v = va_arg(ap, const char *);
-        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
-    }
-    va_end(ap);
-    return h;
-}
 
 /* "Name: value\n" lines, for whole-list assertions. */
 static const char *dump(const http_fields_t *h)
