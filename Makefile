@@ -1,7 +1,7 @@
 # Build, test and run the CDN. `make run` and `make test` are the two
 # commands a new user needs: both install missing Debian packages first.
 #
-#   make              bin/edge, bin/origin
+#   make              bin/edge, bin/shield, bin/origin
 #   make test         unit + integration tests (Criterion)
 #   make test SANITIZE=address,undefined
 #   make run          origin + edge on loopback with the embedded default config
@@ -40,6 +40,7 @@ CORE_SRC   := $(wildcard core/*.c) $(wildcard policies/*.c)
 CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LLHTTP_OBJ := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 EDGE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard edge/*.c))
+SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
 SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
 ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
@@ -47,9 +48,13 @@ TEST_INC   := -Itests/integration -Iloadtest
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme
-all: $(BIN)/edge $(BIN)/origin
+all: $(BIN)/edge $(BIN)/shield $(BIN)/origin
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/shield: $(SHIELD_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -95,7 +100,7 @@ test: deps-check
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
 
-integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/origin
+integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/shield $(BIN)/origin
 	CDN_BIN=$(abspath $(BIN)) CDN_SRC=$(CURDIR) $(BUILD)/tests/integration-tests --jobs 2
 
 run: deps-check

@@ -242,6 +242,7 @@ void config_defaults(config_t *cfg, unsigned prog)
 {
     char err[256];
     memset(cfg, 0, sizeof *cfg); /* cfg may be uninitialised: call config_free first if it was loaded */
+    cfg->program = prog;
     for (const config_setting_t *s = config_settings; s->key; s++)
         if (s->programs & prog)
             if (config_set(cfg, prog, s->key, s->def, "default", err, sizeof err))
@@ -511,7 +512,7 @@ int config_from_args(config_t *cfg, unsigned prog, const char *progname, int arg
             return 1;
         }
         if (strcmp(a, "--config-markdown") == 0) {
-            config_print_markdown(stdout, prog);
+            config_print_markdown(stdout, CONFIG_ALL); /* one table for both programs */
             return 1;
         }
         if (strcmp(a, "--rule-markdown") == 0) {
@@ -581,10 +582,11 @@ void config_print_help(FILE *out, unsigned prog, const char *progname)
 
 void config_print_markdown(FILE *out, unsigned prog)
 {
-    fprintf(out, "| key | default | meaning |\n|---|---|---|\n");
+    fprintf(out, "| key | for | default | meaning |\n|---|---|---|---|\n");
     for (const config_setting_t *s = config_settings; s->key; s++) {
         if (!(s->programs & prog))
             continue;
-        fprintf(out, "| `%s` | `%s` | %s |\n", s->key, s->def, s->doc);
+        const char *who = s->programs == CONFIG_ALL ? "both" : s->programs == CONFIG_EDGE ? "edge" : "shield";
+        fprintf(out, "| `%s` | %s | `%s` | %s |\n", s->key, who, s->def, s->doc);
     }
 }

@@ -136,6 +136,26 @@ static bool control(preq_t *p)
     return true;
 }
 
+/* Did this request already pass through this node? (a shield whose
+ * origin points back at an edge, say): answering 508 beats looping. */
+static bool via_loop(const preq_t *p)
+{
+    const proxy_t *px = p->pw->px;
+    for (size_t i = 0; i < p->req->hdrs.n; i++) {
+        if (!http_name_eq(http_fields_name(&p->req->hdrs, i), "via"))
+            continue;
+        size_t pos = 0;
+        http_slice_t item;
+        while (http_list_next(http_fields_value(&p->req->hdrs, i), &pos, &item)) {
+            /* "1.1 NAME" possibly followed by a comment */
+            if (item.len >= px->via_len && memcmp(item.p, px->via, px->via_len) == 0 &&
+                (item.len == px->via_len || item.p[px->via_len] == ' '))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* The [rule] of the request (matched on the normalised host and path of
  * its default key) and its cache key under that rule's query policy. */
 static int route(preq_t *p)
@@ -178,6 +198,11 @@ static void on_request(http_conn_t *c, http_req_t *req, void *ud)
     preq_ref(p); /* ours, for the rest of this function */
     if (control(p))
         goto out;
+    if (via_loop(p)) {
+        p->fwd = "bypass";
+        preq_respond(p, 508, "loop", "request loop: it already went through this node (Via)\n");
+        goto out;
+    }
     int rc = route(p);
     if (rc) {
         p->fwd = "bypass";
@@ -264,6 +289,13 @@ static void *w_init(worker_t *w, void *ud)
     uv_timer_init(worker_loop(w), &pw->tick);
     pw->tick.data = pw;
     uv_timer_start(&pw->tick, on_tick, TICK_MS, TICK_MS);
+    if (worker_index(w) == 0 && (px->primary_shields || cfg->program == CONFIG_SHIELD)) {
+        /* One worker checks the shields (edge) or origins (shield); every
+         * worker reads the pool's state. An edge's lone origin is judged
+         * by its answers alone. */
+        pw->health = health_start(worker_loop(w), px->primary, px->primary_shields ? "/.cdn/health" : cfg->health_path,
+                                  cfg->health_interval_ms, cfg->health_timeout_ms);
+    }
     return pw;
 }
 
@@ -285,6 +317,7 @@ static void w_close(worker_t *w, void *state, void *ud)
     http_server_close_all(pw->srv);
     job_close_all(pw);
     upstream_close(pw->up);
+    health_close(pw->health);
     store_reader_flush_touches(pw->rd);
     uv_close((uv_handle_t *)&pw->tick, NULL);
 }
@@ -293,9 +326,91 @@ static void w_fini(worker_t *w, void *state, void *ud)
 {
     proxy_worker_t *pw = state;
     store_reader_free(pw->rd);
+    health_free(pw->health);
     upstream_free(pw->up);
     http_server_free(pw->srv);
     free(pw);
+}
+
+/* A comma-separated list into a pool: shields are "host:port" (sent to as
+ * http://host:port), origins base URLs. Returns NULL with err set. */
+static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, char *err, size_t errlen)
+{
+    char names[POOL_MAX][256], bases[POOL_MAX][272];
+    const char *np[POOL_MAX], *bp[POOL_MAX];
+    size_t n = 0;
+    const char *what = shields ? "shields" : "origin";
+    http_slice_t item;
+    size_t pos = 0;
+    while (http_list_next((http_slice_t){ list, strlen(list) }, &pos, &item)) {
+        if (n == POOL_MAX || item.len >= sizeof names[0]) {
+            snprintf(err, errlen, "%s: at most %d entries of up to %zu characters", what, POOL_MAX,
+                     sizeof names[0] - 1);
+            return NULL;
+        }
+        memcpy(names[n], item.p, item.len);
+        names[n][item.len] = '\0';
+        if (shields) {
+            char host[256];
+            unsigned port;
+            if (config_parse_addr(names[n], host, sizeof host, &port) || port == 0) {
+                snprintf(err, errlen, "shields: expected host:port, got '%s'", names[n]);
+                return NULL;
+            }
+            snprintf(bases[n], sizeof bases[n], "http://%s", names[n]);
+        } else {
+            size_t l = item.len;
+            while (l && names[n][l - 1] == '/')
+                names[n][--l] = '\0';
+            if (strncmp(names[n], "http://", 7) && strncmp(names[n], "https://", 8)) {
+                snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", names[n]);
+                return NULL;
+            }
+            snprintf(bases[n], sizeof bases[n], "%s", names[n]);
+        }
+        np[n] = names[n];
+        bp[n] = bases[n];
+        n++;
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "%s: empty list", what);
+        return NULL;
+    }
+    pool_opts_t po = {
+        .eject_after = cfg->eject_after,
+        .backoff_ms = cfg->eject_backoff_ms,
+        .backoff_max_ms = cfg->eject_backoff_max_ms,
+    };
+    pool_t *p = pool_new(np, bp, n, &po);
+    if (!p)
+        snprintf(err, errlen, "%s: invalid list '%s'", what, list);
+    return p;
+}
+
+/* The upstream tiers: shields first (with the origins as the fallback
+ * when every shield is down), or the origins alone. */
+static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errlen)
+{
+    bool no_origin = strcmp(cfg->origin, "none") == 0 || cfg->origin[0] == '\0';
+    pool_t *origins = NULL;
+    if (!no_origin && !(origins = parse_pool(cfg, cfg->origin, false, err, errlen)))
+        return -1;
+    if (cfg->shields[0]) {
+        px->primary = parse_pool(cfg, cfg->shields, true, err, errlen);
+        if (!px->primary) {
+            pool_free(origins);
+            return -1;
+        }
+        px->primary_shields = true;
+        px->fallback = origins;
+        return 0;
+    }
+    if (!origins) {
+        snprintf(err, errlen, "origin: a node without shields needs an origin");
+        return -1;
+    }
+    px->primary = origins;
+    return 0;
 }
 
 int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
@@ -321,17 +436,13 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         if (o->targeted_cc[0] && !o->targeted_cc[1])
             o->targeted_cc[1] = "Surrogate-Control";
     }
-    size_t ol = strlen(cfg->origin);
-    while (ol && cfg->origin[ol - 1] == '/')
-        ol--;
-    if (ol >= sizeof px->origin || (strncmp(cfg->origin, "http://", 7) && strncmp(cfg->origin, "https://", 8))) {
-        snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", cfg->origin);
+    if (build_pools(px, cfg, err, errlen)) {
         free(px->opts);
         free(px);
         return -1;
     }
-    memcpy(px->origin, cfg->origin, ol);
     snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
+    px->via_len = strlen(px->via);
     snprintf(px->error_headers, sizeof px->error_headers, "Cache-Status: %s; fwd=bypass; detail=bad-request\r\nVia: %s\r\n",
              cfg->name, px->via);
     store_opts_t so = {
@@ -340,6 +451,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .sync_commit = cfg->cache_sync == CONFIG_SYNC_COMMIT,
     };
     if (store_open(&px->store, &so, err, errlen)) {
+        pool_free(px->primary);
+        pool_free(px->fallback);
         free(px->opts);
         free(px);
         return -1;
@@ -368,6 +481,8 @@ void proxy_free(proxy_t *px)
         return;
     store_close(px->store);
     fetch_table_free(px->fetches);
+    pool_free(px->primary);
+    pool_free(px->fallback);
     free(px->opts);
     free(px);
 }

@@ -23,6 +23,8 @@
 #include "object_meta.h"
 #include "policy_cache.h"
 #include "policy_rules.h"
+#include "pool.h"
+#include "health.h"
 #include "proxy.h"
 #include "store.h"
 #include "upstream.h"
@@ -33,10 +35,13 @@ struct proxy {
     store_t *store;
     fetch_table_t *fetches;
     policy_rule_t defaults;    /* the rule of requests no [rule] matches */
+    pool_t *primary;           /* the shields (edge with shields) or the origins */
+    pool_t *fallback;          /* the origins when every shield is down, or NULL */
+    bool primary_shields;      /* primary holds shields (checked at /.cdn/health) */
     policy_opts_t *opts;       /* per rule (cfg->rules order), then the defaults' */
     worker_hooks_t hooks;
-    char origin[512];          /* origin base URL without a trailing '/' */
     char via[96];              /* our Via member: "1.1 NAME" */
+    size_t via_len;
     char error_headers[256];   /* on errors the HTTP server answers itself */
 };
 
@@ -49,6 +54,7 @@ typedef struct proxy_worker {
     upstream_t *up;
     store_reader_t *rd;
     uv_timer_t tick;           /* hands LRU touches to the store writer */
+    health_t *health;          /* active checks of the primary pool (worker 0 only) */
     fjob_t *jobs;              /* upstream fetches this worker drives */
 } proxy_worker_t;
 
@@ -166,7 +172,14 @@ struct fjob {
     policy_req_t pol;
     http_fields_t req_hdrs;    /* the primary's request headers (Vary keys, Location checks) */
     http_fields_t up_hdrs;     /* what was sent upstream (kept to fetch again) */
-    char *up_url;
+    char *up_path;             /* origin-form path and query sent upstream */
+    buf_t body;                /* request body of a forwarded method (kept to retry) */
+    pool_t *pool;              /* where the current attempt went */
+    int target;                /* index in pool */
+    uint32_t tried;            /* targets of pool already tried */
+    bool on_fallback;          /* pool is the fallback (every shield was down) */
+    bool published;            /* a head reached the fetch: no retry from now on */
+    bool retry;                /* this attempt failed: try the next target when it ends */
     char *url;                 /* cache key string */
     size_t url_len;
     uint8_t hash[16];

@@ -30,7 +30,8 @@ void job_unref(fjob_t *j)
     buf_free(&j->meta);
     buf_free(&j->vary_fields);
     stored_free(j->validate);
-    free(j->up_url);
+    free(j->up_path);
+    buf_free(&j->body);
     free(j->url);
     free(j);
 }
@@ -122,6 +123,7 @@ static int64_t parse_content_length(const http_fields_t *h)
 
 void job_publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t rt, resp_info_t *ri)
 {
+    j->published = true;
     bool share = ri->stored || ri->revalidated;
     fetch_set_headers(j->f, status, hdrs, cl, rt, share, ri->stored, ri);
 }
@@ -154,10 +156,42 @@ static void on_invalidated(void *ctx, int status)
         job_unref(j); /* the worker is shutting down; its close failed the fetch */
 }
 
+static uint64_t now_ms(const fjob_t *j)
+{
+    return uv_now(worker_loop(j->w));
+}
+
+/* Methods that may be sent again to another target (RFC 9110 9.2.2) once
+ * an attempt failed before anything reached a client. A forwarded body is
+ * kept in the job, so PUT qualifies too. */
+static bool idempotent(const fjob_t *j)
+{
+    return j->fill || j->method == HTTP_GET || j->method == HTTP_HEAD || j->method == HTTP_PUT ||
+           j->method == HTTP_DELETE || j->method == HTTP_OPTIONS || j->method == HTTP_TRACE;
+}
+
+/* Is there another target to try for this request? */
+static bool can_retry(const fjob_t *j)
+{
+    if (j->published || !idempotent(j) || j->closed)
+        return false;
+    uint64_t now = now_ms(j);
+    if (pool_next(j->pool, j->hash, j->tried, now) >= 0)
+        return true;
+    return !j->on_fallback && j->pool == j->px->primary && j->px->fallback &&
+           pool_next(j->px->fallback, j->hash, 0, now) >= 0;
+}
+
 static int on_headers(void *ctx, int status, const http_fields_t *hdrs)
 {
     fjob_t *j = ctx;
     int64_t now = proxy_now();
+    bool failing = status == 502 || status == 503 || status == 504;
+    pool_report(j->pool, (size_t)j->target, failing ? POOL_FAIL : POOL_OK, now_ms(j));
+    if (failing && can_retry(j)) {
+        j->retry = true;
+        return -1; /* drop this answer: the next target gets the request */
+    }
     if (j->validate && status == 304)
         return store_revalidated(j, hdrs, now);
     int64_t cl = parse_content_length(hdrs);
@@ -211,10 +245,32 @@ static int on_body(void *ctx, const char *p, size_t n)
 static void on_done(void *ctx, int err, const char *msg);
 static const upstream_cbs_t job_cbs = { on_headers, on_body, on_done };
 
+/* Send the request to the best-ranked usable target not tried yet: the
+ * primary pool first, then (every shield down) the fallback origins. */
 static bool send_upstream(fjob_t *j)
 {
+    proxy_t *px = j->px;
+    uint64_t now = now_ms(j);
+    int t = pool_next(j->pool, j->hash, j->tried, now);
+    if (t < 0 && !j->on_fallback && j->pool == px->primary && px->fallback) {
+        j->pool = px->fallback;
+        j->on_fallback = true;
+        j->tried = 0;
+        t = pool_next(j->pool, j->hash, 0, now);
+    }
+    if (t < 0)
+        return false;
+    j->target = t;
+    j->tried |= 1u << t;
+    j->retry = false;
+    buf_t url;
+    buf_init(&url, 0);
+    buf_printf(&url, "%s%s", pool_base(j->pool, (size_t)t), j->up_path);
     const char *method = j->fill ? "GET" : llhttp_method_name((llhttp_method_t)j->method);
-    j->ureq = upstream_start(j->pw->up, method, j->up_url, &j->up_hdrs, NULL, 0, &job_cbs, j);
+    bool body = !j->fill && (j->body.len || j->method == HTTP_POST || j->method == HTTP_PUT || j->method == HTTP_PATCH);
+    j->ureq = upstream_start(j->pw->up, method, url.data, &j->up_hdrs, body ? j->body.data : NULL,
+                             body ? j->body.len : 0, &job_cbs, j);
+    buf_free(&url);
     return j->ureq != NULL;
 }
 
@@ -222,6 +278,14 @@ static void on_done(void *ctx, int err, const char *msg)
 {
     fjob_t *j = ctx;
     j->ureq = NULL;
+    if (err != UPSTREAM_OK && !j->retry && err != UPSTREAM_EABORT)
+        pool_report(j->pool, (size_t)j->target, POOL_FAIL, now_ms(j));
+    if ((j->retry || (err != UPSTREAM_OK && err != UPSTREAM_EABORT)) && can_retry(j)) {
+        log_info("%.*s: %s failed (%s); trying the next", (int)j->url_len, j->url,
+                 pool_name(j->pool, (size_t)j->target), j->retry ? "5xx" : msg);
+        if (send_upstream(j))
+            return;
+    }
     if (j->restart && err == UPSTREAM_OK && !j->closed) {
         /* The 304 did not fit the stored object: ask for the full response. */
         j->restart = false;
@@ -265,6 +329,7 @@ void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
     http_req_t *req = p->req;
     buf_t url;
     buf_init(&url, 0);
+    const char *fail_msg = "could not start the upstream request";
     fjob_t *j = calloc(1, sizeof *j);
     if (!j)
         goto fail;
@@ -287,6 +352,7 @@ void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
     http_fields_init(&j->up_hdrs, 0);
     http_fields_init(&j->held_hdrs, 0);
     buf_init(&j->meta, 0);
+    buf_init(&j->body, 0);
     buf_init(&j->vary_fields, 64 * 1024);
     memcpy(j->hash, p->hash, 16);
     if (fill && validate) {
@@ -315,18 +381,14 @@ void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
         t = slash ? slash : "/";
         tl = slash ? tl - (size_t)(slash - req->target) : 1;
     }
-    buf_printf(&url, "%s%.*s", px->origin, (int)tl, t);
-    j->up_url = buf_steal(&url);
-    if (!j->up_url)
+    buf_append(&url, t, tl);
+    j->up_path = buf_steal(&url);
+    if (!j->up_path || (!fill && req->body.len && buf_append(&j->body, req->body.data, req->body.len)))
         goto fail;
-    if (fill) {
-        if (!send_upstream(j))
-            goto fail;
-    } else {
-        j->ureq = upstream_start(pw->up, req->method_name, j->up_url, &j->up_hdrs, req->body.data, req->body.len,
-                                 &job_cbs, j);
-        if (!j->ureq)
-            goto fail;
+    j->pool = px->primary;
+    if (!send_upstream(j)) {
+        fail_msg = "no shield or origin is available";
+        goto fail;
     }
     j->linked = true;
     j->next = pw->jobs;
@@ -336,8 +398,8 @@ void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
     fetch_set_resume(f, pw->w, on_resume, j);
     return;
 fail:
-    log_error("cannot start upstream request for %.*s", (int)p->key.len, p->key.data);
-    fetch_finish(f, UPSTREAM_ECONNECT, "could not start the upstream request");
+    log_warn("cannot start upstream request for %.*s: %s", (int)p->key.len, p->key.data, fail_msg);
+    fetch_finish(f, UPSTREAM_ECONNECT, fail_msg);
     fetch_unpublish(f);
     if (j)
         job_unref(j);

@@ -124,19 +124,25 @@ static void serve_validated(preq_t *p, const resp_info_t *ri)
     stream_private(p, true);
 }
 
-/* Upstream failed (or answered 5xx) and stale-if-error allows the stored
- * object: answer with it. Returns false when it is gone. */
-static bool serve_stale(preq_t *p, const fetch_view_t *v)
+/* Upstream failed (or answered 5xx) and the stored object may stand in:
+ * stale-if-error allows it, or no shield or origin could be reached at all
+ * (RFC 9111 4.2.4: a disconnected cache may serve stale, unless the object
+ * forbids it). Returns false when it may not, or is gone. */
+static bool serve_stale(preq_t *p, const fetch_view_t *v, const char *detail)
 {
     object_meta_t m;
     if (!p->stored || object_meta_decode(p->stored->meta, p->stored->meta_len, &m))
+        return false;
+    uint32_t never = POLICY_ENTRY_NO_STALE | POLICY_ENTRY_NO_CACHE | POLICY_ENTRY_MUST_REVALIDATE |
+                     POLICY_ENTRY_PROXY_REVALIDATE;
+    if (!p->stale_if_error && (m.entry.flags & never))
         return false;
     int64_t age, ttl;
     policy_entry_check(&m.entry, NULL, proxy_now(), &age, &ttl);
     char params[160], st[24] = "";
     if (v->state != FETCH_FAILED)
         snprintf(st, sizeof st, "; fwd-status=%d", v->status);
-    snprintf(params, sizeof params, "; fwd=stale%s; ttl=%lld; detail=stale-if-error", st, (long long)ttl);
+    snprintf(params, sizeof params, "; fwd=stale%s; ttl=%lld; detail=%s", st, (long long)ttl, detail);
     detach(p);
     http_conn_set_log_tag(p->c, "stale");
     return serve_stored_copy(p, p->stored, &m, params, age);
@@ -194,7 +200,9 @@ static bool answer_otherwise(preq_t *p, const fetch_view_t *v)
 {
     const resp_info_t *ri = v->owner_data;
     bool upstream_bad = v->state == FETCH_FAILED || (v->state != FETCH_PENDING && v->status >= 500);
-    if (upstream_bad && p->stale_if_error && serve_stale(p, v))
+    if (upstream_bad && p->stale_if_error && serve_stale(p, v, "stale-if-error"))
+        return true;
+    if (v->state == FETCH_FAILED && v->err == UPSTREAM_ECONNECT && serve_stale(p, v, "upstream-unreachable"))
         return true;
     if (v->redispatch) {
         redispatch(p);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make run`: the demo origin and an edge on loopback, with the edge's
-# built-in defaults (no config file): edge on 127.0.0.1:8080 in front of
-# the origin on 127.0.0.1:8081, cache in ./var/cache. Ctrl-C stops both.
-# EDGE_PORT / ORIGIN_PORT override the ports.
+# `make run`: the demo CDN on loopback with the built-in defaults (no
+# config file): client -> edge 127.0.0.1:8080 -> shield 127.0.0.1:8090 ->
+# origin 127.0.0.1:8081, caches in ./var/cache and ./var/shield-cache.
+# Ctrl-C stops all three. EDGE_PORT / SHIELD_PORT / ORIGIN_PORT override
+# the ports.
 set -u
 BIN=${1:-bin}
 EDGE_PORT=${EDGE_PORT:-8080}
+SHIELD_PORT=${SHIELD_PORT:-8090}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
 mkdir -p var
 pids=()
@@ -32,18 +34,24 @@ start() {
 }
 
 start var/origin.out var/origin.log "$BIN/origin" --listen="127.0.0.1:$ORIGIN_PORT"
+start var/shield.out var/shield.log "$BIN/shield" --listen="127.0.0.1:$SHIELD_PORT" \
+    --origin="http://127.0.0.1:$ORIGIN_PORT" --health-path=/.origin/health --cache-dir=./var/shield-cache
 start var/edge.out var/edge.log "$BIN/edge" --listen="127.0.0.1:$EDGE_PORT" \
-    --origin="http://127.0.0.1:$ORIGIN_PORT" --cache-dir=./var/cache
+    --shields="127.0.0.1:$SHIELD_PORT" --origin="http://127.0.0.1:$ORIGIN_PORT" --cache-dir=./var/cache
 E="http://127.0.0.1:$EDGE_PORT"
+S="http://127.0.0.1:$SHIELD_PORT"
 O="http://127.0.0.1:$ORIGIN_PORT"
 cat <<MSG
 
-  CDN running on loopback
+  CDN running on loopback: client -> edge -> shield -> origin
     edge    $E     cache ./var/cache, access log var/edge.log
+    shield  $S     cache ./var/shield-cache, access log var/shield.log
     origin  $O     log var/origin.log
 
   Try:
-    curl -i '$E/hello?size=64&cc=max-age%3D60'    # a miss (fwd=uri-miss; stored), run it again: a hit
+    curl -i '$E/hello?size=64&cc=max-age%3D60'    # a miss at both tiers, run it again: an edge hit
+    curl -i '$E/page?etag=auto&cc=max-age%3D5%2C%20stale-while-revalidate%3D60'
+                                                   # after 5 s: served stale, revalidated behind
     curl -s '$O/.origin/stats'                     # what reached the origin
     curl -i '$E/private?cc=private'                # never stored: every request goes to the origin
     curl -i -X POST -d x '$E/hello'                # forwarded, and invalidates /hello
@@ -51,7 +59,7 @@ cat <<MSG
 
   Objects: any path; query parameters choose the response: size=, cc= (Cache-Control),
   status=, etag=auto, lm_ago=, vary=, delay= (ms), chunked=1 (see README.md).
-  Ctrl-C stops both.
+  Ctrl-C stops all three.
 
 MSG
 wait -n "${pids[@]}"

@@ -1,85 +1,8 @@
-/* edge: the CDN edge node. Reads its settings (defaults, then -c FILE,
- * then --key=value flags), opens the cache, starts the workers and prints
- * `listening on HOST:PORT` once it accepts connections. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
+/* edge: the CDN edge node (see include/node.h and README.md). */
 #include "config.h"
-#include "log.h"
-#include "proxy.h"
-#include "upstream.h"
-#include "worker.h"
-
-/* mkdir -p: the cache directory's parents may not exist yet (./var/cache). */
-static int make_dirs(const char *path)
-{
-    char tmp[sizeof(((config_t *)0)->cache_dir)];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
+#include "node.h"
 
 int main(int argc, char **argv)
 {
-    static config_t cfg;
-    char err[1024];
-    if (argc >= 2 && strcmp(argv[1], "--check-config") == 0) {
-        if (argc < 3 || argc > 4) {
-            fprintf(stderr, "usage: edge --check-config FILE [URL]\n");
-            return 2;
-        }
-        return config_check(CONFIG_EDGE, "edge", argv[2], argc == 4 ? argv[3] : NULL);
-    }
-    config_defaults(&cfg, CONFIG_EDGE);
-    int rc = config_from_args(&cfg, CONFIG_EDGE, "edge", argc, argv, err, sizeof err);
-    if (rc > 0)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "edge: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    }
-    if (log_open(&cfg))
-        return 1;
-    if (make_dirs(cfg.cache_dir)) {
-        fprintf(stderr, "edge: cache_dir %s: %s\n", cfg.cache_dir, strerror(errno));
-        return 1;
-    }
-    upstream_global_init();
-    proxy_t *px = NULL;
-    if (proxy_new(&px, &cfg, err, sizeof err)) {
-        fprintf(stderr, "edge: %s\n", err);
-        upstream_global_cleanup();
-        return 1;
-    }
-    worker_group_t *g = NULL;
-    if (worker_group_start(&g, cfg.listen, cfg.workers, proxy_hooks(px), err, sizeof err)) {
-        fprintf(stderr, "edge: %s\n", err);
-        proxy_free(px);
-        upstream_global_cleanup();
-        return 1;
-    }
-    log_info("%s (%s): %u workers, cache %s, origin %s", cfg.name, cfg.region, worker_group_count(g),
-             cfg.cache_dir, cfg.origin);
-    printf("listening on %s\n", worker_group_address(g));
-    fflush(stdout);
-    worker_group_run(g);
-    proxy_free(px); /* the store's last callbacks may still post to the workers */
-    worker_group_free(g);
-    config_free(&cfg);
-    upstream_global_cleanup();
-    log_close();
-    return 0;
+    return node_main(CONFIG_EDGE, "edge", argc, argv);
 }

@@ -28,6 +28,7 @@ typedef enum config_type {
 } config_type_t;
 
 typedef struct config {
+    unsigned program;             /* CONFIG_EDGE or CONFIG_SHIELD (set by config_defaults) */
     char name[64];
     char region[64];
     char listen[128];
@@ -36,7 +37,14 @@ typedef struct config {
     uint64_t cache_size;
     uint64_t max_object_size;
     unsigned cache_sync;          /* index into "commit|none" */
-    char origin[512];
+    char origin[1024];            /* base URL(s), comma-separated; "none" = no origin */
+    char shields[1024];           /* edge: shield host:port list, comma-separated */
+    uint64_t health_interval_ms;
+    uint64_t health_timeout_ms;
+    char health_path[256];        /* shield: path checked on each origin */
+    unsigned eject_after;
+    uint64_t eject_backoff_ms;
+    uint64_t eject_backoff_max_ms;
     uint64_t origin_connect_timeout_ms;
     uint64_t origin_timeout_ms;
     uint64_t max_header_size;

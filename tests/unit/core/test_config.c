@@ -28,6 +28,26 @@ static void cleanup(void)
 
 TestSuite(config, .fini = cleanup);
 
+Test(config, shield_defaults_differ_where_they_should)
+{
+    config_t c;
+    config_defaults(&c, CONFIG_SHIELD);
+    cr_assert_str_eq(c.name, "shield-1");
+    cr_assert_str_eq(c.listen, "127.0.0.1:8090");
+    cr_assert(c.forward_cdn_cache_control);
+    cr_assert_str_eq(c.health_path, "/");
+    char err[256];
+    cr_assert_eq(config_set(&c, CONFIG_SHIELD, "shields", "127.0.0.1:1", "--shields", err, sizeof err), -1,
+                 "shields is an edge setting");
+    config_defaults(&c, CONFIG_EDGE);
+    cr_assert_not(c.forward_cdn_cache_control);
+    cr_assert_str_eq(c.shields, "");
+    cr_assert_eq(c.health_interval_ms, 2000);
+    cr_assert_eq(c.eject_after, 3);
+    cr_assert_eq(config_set(&c, CONFIG_EDGE, "health_path", "/x", "--health-path", err, sizeof err), -1,
+                 "health_path is a shield setting");
+}
+
 Test(config, defaults)
 {
     config_t c;
@@ -169,11 +189,12 @@ Test(config, markdown_table_lists_every_setting)
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
-    config_print_markdown(m, CONFIG_EDGE);
+    config_print_markdown(m, CONFIG_ALL);
     fclose(m);
     for (const config_setting_t *s = config_settings; s->key; s++) {
-        char cell[96];
-        snprintf(cell, sizeof cell, "| `%s` | `%s` |", s->key, s->def);
+        char cell[160];
+        const char *who = s->programs == CONFIG_ALL ? "both" : s->programs == CONFIG_EDGE ? "edge" : "shield";
+        snprintf(cell, sizeof cell, "| `%s` | %s | `%s` |", s->key, who, s->def);
         cr_assert(strstr(buf, cell), "missing %s", cell);
     }
     free(buf);
