@@ -336,7 +336,7 @@ static void w_fini(worker_t *w, void *state, void *ud)
  * http://host:port), origins base URLs. Returns NULL with err set. */
 static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, char *err, size_t errlen)
 {
-    char names[POOL_MAX][256], bases[POOL_MAX][272];
+    char names[POOL_MAX][256], bases[POOL_MAX][256 + 8];
     const char *np[POOL_MAX], *bp[POOL_MAX];
     size_t n = 0;
     const char *what = shields ? "shields" : "origin";
@@ -357,7 +357,8 @@ static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, c
                 snprintf(err, errlen, "shields: expected host:port, got '%s'", names[n]);
                 return NULL;
             }
-            snprintf(bases[n], sizeof bases[n], "http://%s", names[n]);
+            memcpy(bases[n], "http://", 7);
+            memcpy(bases[n] + 7, names[n], item.len + 1); /* fits: names are < 256 bytes */
         } else {
             size_t l = item.len;
             while (l && names[n][l - 1] == '/')
@@ -366,7 +367,7 @@ static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, c
                 snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", names[n]);
                 return NULL;
             }
-            snprintf(bases[n], sizeof bases[n], "%s", names[n]);
+            memcpy(bases[n], names[n], l + 1);
         }
         np[n] = names[n];
         bp[n] = bases[n];
@@ -383,7 +384,7 @@ static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, c
     };
     pool_t *p = pool_new(np, bp, n, &po);
     if (!p)
-        snprintf(err, errlen, "%s: invalid list '%s'", what, list);
+        snprintf(err, errlen, "%s: invalid list '%s' (an entry named twice?)", what, list);
     return p;
 }
 
