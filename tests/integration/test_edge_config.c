@@ -57,6 +57,12 @@ Test(edge_config, bad_file_stops_startup_with_file_line_and_expectation)
     cr_assert(strstr(out, "/nonexistent.conf: cannot open"), "got: %s", out);
     cr_assert_eq(run_edge("--origin=ftp://x --listen=127.0.0.1:0", out, sizeof out), 1);
     cr_assert(strstr(out, "origin: expected an http:// or https:// base URL"), "got: %s", out);
+    cr_assert_eq(run_edge("--shields=not-an-address --listen=127.0.0.1:0", out, sizeof out), 1);
+    cr_assert(strstr(out, "shields: expected host:port, got 'not-an-address'"), "got: %s", out);
+    cr_assert_eq(run_edge("--shields=127.0.0.1:1,127.0.0.1:1 --listen=127.0.0.1:0", out, sizeof out), 1);
+    cr_assert(strstr(out, "named twice"), "got: %s", out);
+    cr_assert_eq(run_edge("--origin=none --listen=127.0.0.1:0", out, sizeof out), 1);
+    cr_assert(strstr(out, "a node without shields needs an origin"), "got: %s", out);
 }
 
 Test(edge_config, help_lists_every_setting)
