@@ -286,6 +286,11 @@ static void on_done(void *ctx, int err, const char *msg)
         if (send_upstream(j))
             return;
     }
+    if (j->retry) {
+        /* The 5xx we dropped to try elsewhere had nowhere left to go. */
+        err = UPSTREAM_EIO;
+        msg = "every shield or origin tried answered 502/503/504";
+    }
     if (j->restart && err == UPSTREAM_OK && !j->closed) {
         /* The 304 did not fit the stored object: ask for the full response. */
         j->restart = false;
