@@ -67,6 +67,15 @@ static uint64_t op_cost(const store_op_t *op)
     return op->kind == STORE_OP_PUT && !op->failed ? op->cost : 0;
 }
 
+/* Queue op, or free it when the store refuses (closing). */
+static int enqueue_or_free(store_t *s, store_op_t *op)
+{
+    int rc = store_enqueue(s, op);
+    if (rc != STORE_OK)
+        free(op);
+    return rc;
+}
+
 int store_put(store_t *s, const store_put_t *p)
 {
     size_t extra = 0;
@@ -104,10 +113,7 @@ int store_put(store_t *s, const store_put_t *p)
             op->status = STORE_ERROR;
         }
     }
-    int rc = store_enqueue(s, op);
-    if (rc != STORE_OK)
-        free(op);
-    return rc;
+    return enqueue_or_free(s, op);
 }
 
 static int queue_simple(store_t *s, int kind, const uint8_t *key, size_t keylen, store_done_fn done, void *ctx)
@@ -120,10 +126,7 @@ static int queue_simple(store_t *s, int kind, const uint8_t *key, size_t keylen,
         memcpy(op->key, key, keylen);
     op->done = done;
     op->ctx = ctx;
-    int rc = store_enqueue(s, op);
-    if (rc != STORE_OK)
-        free(op);
-    return rc;
+    return enqueue_or_free(s, op);
 }
 
 int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, const void *meta, size_t meta_len,
@@ -142,10 +145,7 @@ int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, co
         memcpy(op->data, meta, meta_len);
     op->done = done;
     op->ctx = ctx;
-    int rc = store_enqueue(s, op);
-    if (rc != STORE_OK)
-        free(op);
-    return rc;
+    return enqueue_or_free(s, op);
 }
 
 int store_delete_url(store_t *s, const uint8_t hash[16], store_done_fn done, void *ctx)
