@@ -13,6 +13,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_fields.h"
+#include "policy_cache.h"
+
 static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -144,6 +147,24 @@ static int enum_index(const char *choices, const char *v)
     return -1;
 }
 
+/* A list of header names a node may pass upstream as the client sent
+ * them. The fields it rewrites itself (Host, Via, X-Forwarded-For) and
+ * hop-by-hop fields make no sense there. */
+static bool names_ok(const char *value)
+{
+    http_slice_t item;
+    size_t pos = 0;
+    while (http_list_next((http_slice_t){ value, strlen(value) }, &pos, &item)) {
+        if (item.len == 0 || item.len > 128 || http_name_eq(item, "host") || http_name_eq(item, "via") ||
+            http_name_eq(item, "x-forwarded-for") || policy_hop_by_hop(item.p, item.len))
+            return false;
+        for (size_t i = 0; i < item.len; i++)
+            if (!http_tchar((unsigned char)item.p[i]))
+                return false;
+    }
+    return true;
+}
+
 static const char *type_expect(const config_setting_t *s)
 {
     switch (s->type) {
@@ -154,6 +175,7 @@ static const char *type_expect(const config_setting_t *s)
     case CONFIG_BOOL: return "on or off";
     case CONFIG_ENUM: return s->choices;
     case CONFIG_ADDR: return "host:port";
+    case CONFIG_NAMES: return "header names, comma-separated (not Host, Via, X-Forwarded-For or hop-by-hop fields)";
     }
     return "a value";
 }
@@ -177,6 +199,12 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
         }
         strcpy(field, value);
         return 0;
+    case CONFIG_NAMES:
+        if (strlen(value) >= s->size || !names_ok(value))
+            bad = 1;
+        else
+            strcpy(field, value);
+        break;
     case CONFIG_ADDR: {
         char host[256];
         unsigned port;

@@ -45,13 +45,11 @@ static void on_done(void *ctx, int err, const char *msg)
     check_t *c = ctx;
     health_t *h = c->h;
     bool ok = err == UPSTREAM_OK && c->up;
-    bool was = pool_usable(h->pool, c->target, uv_now(h->timer.loop));
     c->req = NULL;
-    pool_report_check(h->pool, c->target, ok, uv_now(h->timer.loop));
-    bool now_up = pool_usable(h->pool, c->target, uv_now(h->timer.loop));
-    if (was != now_up)
-        log_warn("%s is %s (health check: %s)", pool_name(h->pool, c->target), now_up ? "back" : "down",
-                 ok ? "ok" : err ? msg : "bad status");
+    pool_change_t ch = pool_report_check(h->pool, c->target, ok, uv_now(h->timer.loop));
+    if (ch != POOL_CHANGE_NONE)
+        log_warn("%s is %s (health check: %s)", pool_name(h->pool, c->target),
+                 ch == POOL_CHANGE_UP ? "back" : "down", ok ? "ok" : err ? msg : "bad status");
 }
 
 static const upstream_cbs_t cbs = { on_headers, on_body, on_done };

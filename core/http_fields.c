@@ -108,6 +108,12 @@ bool http_name_eq(http_slice_t name, const char *lit)
     return name.len == l && strncasecmp(name.p, lit, l) == 0;
 }
 
+bool http_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
 long http_fields_find(const http_fields_t *h, const char *name, size_t from)
 {
     for (size_t i = from; i < h->n; i++)

@@ -11,7 +11,11 @@
  * A target's whole health is "ejected until T": T = 0 (or in the past)
  * means usable, so readers need one load. Probation is not a separate
  * state: after the backoff the failure counter is still at the threshold,
- * so the next failure re-ejects at once while any success resets it. */
+ * so the next failure re-ejects at once while any success resets it.
+ *
+ * A pool built with never_eject (a node's only upstream) keeps the same
+ * counters but never sets the deadline: refusing to try the one server
+ * there is would turn a brief fault into an outage of the whole site. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -32,6 +36,7 @@ typedef struct pool_target {
     _Atomic uint64_t ejected_until; /* ms; 0 = never ejected since the last success */
     /* Written under the pool mutex only. */
     unsigned failures;             /* consecutive, saturating at eject_after */
+    _Atomic bool down;             /* reached eject_after, no success since (reports, stats) */
     uint64_t next_backoff;         /* length of the next ejection */
     /* Written under the mutex, read lock-free by pool_stats. */
     _Atomic uint64_t requests_ok, requests_failed, checks_ok, checks_failed, ejections;
@@ -41,6 +46,7 @@ struct pool {
     size_t n;
     unsigned eject_after;
     uint64_t backoff_ms, backoff_max_ms;
+    bool never_eject;
     pthread_mutex_t lock;          /* serialises reports; never taken by readers */
     pool_target_t t[];             /* n entries, then the copied strings */
 };
@@ -90,6 +96,7 @@ pool_t *pool_new(const char *const *names, const char *const *bases, size_t n, c
     p->backoff_max_ms = opts && opts->backoff_max_ms ? opts->backoff_max_ms : POOL_DEFAULT_BACKOFF_MAX_MS;
     if (p->backoff_max_ms < p->backoff_ms)
         p->backoff_max_ms = p->backoff_ms;
+    p->never_eject = opts && opts->never_eject;
 
     char *s = (char *)&p->t[n];
     for (size_t i = 0; i < n; i++) {
@@ -103,6 +110,7 @@ pool_t *pool_new(const char *const *names, const char *const *bases, size_t n, c
         hash_sip128(pool_seed_key, t->name, name_len[i], t->seed);
         atomic_init(&t->ejected_until, 0);
         t->failures = 0;
+        atomic_init(&t->down, false);
         t->next_backoff = p->backoff_ms;
         atomic_init(&t->requests_ok, 0);
         atomic_init(&t->requests_failed, 0);
@@ -169,12 +177,13 @@ static bool pool_target_usable(const pool_target_t *t, uint64_t now_ms)
     return now_ms >= atomic_load_explicit(&t->ejected_until, memory_order_acquire);
 }
 
-int pool_next(const pool_t *p, const uint8_t key[16], uint32_t tried, uint64_t now_ms)
+/* The best-ranked target not in tried; any: health aside (panic). */
+static int pool_pick(const pool_t *p, const uint8_t key[16], uint32_t tried, uint64_t now_ms, bool any)
 {
     int best = -1;
     uint64_t best_score = 0;
     for (unsigned i = 0; i < p->n; i++) {
-        if (tried & (UINT32_C(1) << i) || !pool_target_usable(&p->t[i], now_ms))
+        if (tried & (UINT32_C(1) << i) || (!any && !pool_target_usable(&p->t[i], now_ms)))
             continue;
         uint64_t s = pool_score(&p->t[i], key);
         if (best < 0 || pool_before(s, i, best_score, (unsigned)best)) {
@@ -183,6 +192,16 @@ int pool_next(const pool_t *p, const uint8_t key[16], uint32_t tried, uint64_t n
         }
     }
     return best;
+}
+
+int pool_next(const pool_t *p, const uint8_t key[16], uint32_t tried, uint64_t now_ms)
+{
+    return pool_pick(p, key, tried, now_ms, false);
+}
+
+int pool_next_any(const pool_t *p, const uint8_t key[16], uint32_t tried)
+{
+    return pool_pick(p, key, tried, 0, true);
 }
 
 bool pool_usable(const pool_t *p, size_t i, uint64_t now_ms)
@@ -201,52 +220,59 @@ static void pool_count(_Atomic uint64_t *c)
 }
 
 /* Apply one outcome to t's health. Called with the pool mutex held. */
-static void pool_apply(pool_t *p, pool_target_t *t, bool ok, uint64_t now_ms)
+static pool_change_t pool_apply(pool_t *p, pool_target_t *t, bool ok, uint64_t now_ms)
 {
     if (ok) {
         /* Any success is proof the target works, even one reported while
          * it is ejected (a request sent just before, or an active check). */
+        bool was_down = atomic_exchange(&t->down, false);
         t->failures = 0;
         t->next_backoff = p->backoff_ms;
         atomic_store_explicit(&t->ejected_until, 0, memory_order_release);
-        return;
+        return was_down ? POOL_CHANGE_UP : POOL_CHANGE_NONE;
     }
     /* Failures of requests sent before the ejection must not eject again:
      * each straggler would double the backoff. */
     if (now_ms < atomic_load_explicit(&t->ejected_until, memory_order_relaxed))
-        return;
+        return POOL_CHANGE_NONE;
     if (t->failures < p->eject_after)
         t->failures++;
     if (t->failures < p->eject_after)
-        return;
+        return POOL_CHANGE_NONE;
+    bool was_down = atomic_exchange(&t->down, true);
+    if (p->never_eject)
+        return was_down ? POOL_CHANGE_NONE : POOL_CHANGE_DOWN;
     uint64_t until = now_ms + t->next_backoff;
     if (until < now_ms)
         until = UINT64_MAX;
     atomic_store_explicit(&t->ejected_until, until, memory_order_release);
     t->next_backoff = t->next_backoff > p->backoff_max_ms / 2 ? p->backoff_max_ms : t->next_backoff * 2;
     pool_count(&t->ejections);
+    return was_down ? POOL_CHANGE_NONE : POOL_CHANGE_DOWN;
 }
 
-void pool_report(pool_t *p, size_t i, pool_result_t r, uint64_t now_ms)
+pool_change_t pool_report(pool_t *p, size_t i, pool_result_t r, uint64_t now_ms)
 {
     if (i >= p->n)
-        return;
+        return POOL_CHANGE_NONE;
     pool_target_t *t = &p->t[i];
     pthread_mutex_lock(&p->lock);
     pool_count(r == POOL_OK ? &t->requests_ok : &t->requests_failed);
-    pool_apply(p, t, r == POOL_OK, now_ms);
+    pool_change_t c = pool_apply(p, t, r == POOL_OK, now_ms);
     pthread_mutex_unlock(&p->lock);
+    return c;
 }
 
-void pool_report_check(pool_t *p, size_t i, bool ok, uint64_t now_ms)
+pool_change_t pool_report_check(pool_t *p, size_t i, bool ok, uint64_t now_ms)
 {
     if (i >= p->n)
-        return;
+        return POOL_CHANGE_NONE;
     pool_target_t *t = &p->t[i];
     pthread_mutex_lock(&p->lock);
     pool_count(ok ? &t->checks_ok : &t->checks_failed);
-    pool_apply(p, t, ok, now_ms);
+    pool_change_t c = pool_apply(p, t, ok, now_ms);
     pthread_mutex_unlock(&p->lock);
+    return c;
 }
 
 void pool_stats(const pool_t *p, size_t i, uint64_t now_ms, pool_target_stats_t *out)
@@ -261,4 +287,5 @@ void pool_stats(const pool_t *p, size_t i, uint64_t now_ms, pool_target_stats_t 
     out->checks_failed = atomic_load_explicit(&t->checks_failed, memory_order_relaxed);
     out->ejections = atomic_load_explicit(&t->ejections, memory_order_relaxed);
     out->ejected = !pool_target_usable(t, now_ms);
+    out->down = atomic_load_explicit(&t->down, memory_order_relaxed);
 }

@@ -3,6 +3,7 @@
  * or upstream (proxy_stream.c, proxy_job.c). */
 #include "proxy_internal.h"
 
+#include <ctype.h>
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "hash.h"
 #include "log.h"
 #include "policy_key.h"
+#include "policy_vary.h"
 
 #define TICK_MS 100
 
@@ -334,7 +336,7 @@ static void w_fini(worker_t *w, void *state, void *ud)
 
 /* A comma-separated list into a pool: shields are "host:port" (sent to as
  * http://host:port), origins base URLs. Returns NULL with err set. */
-static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, char *err, size_t errlen)
+static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, bool only, char *err, size_t errlen)
 {
     char names[POOL_MAX][256], bases[POOL_MAX][256 + 8];
     const char *np[POOL_MAX], *bp[POOL_MAX];
@@ -381,6 +383,9 @@ static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, c
         .eject_after = cfg->eject_after,
         .backoff_ms = cfg->eject_backoff_ms,
         .backoff_max_ms = cfg->eject_backoff_max_ms,
+        /* The node's one and only upstream: ejecting it would leave
+         * nothing to try (nginx ignores max_fails for a lone server too). */
+        .never_eject = only && n == 1,
     };
     pool_t *p = pool_new(np, bp, n, &po);
     if (!p)
@@ -393,11 +398,12 @@ static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, c
 static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errlen)
 {
     bool no_origin = strcmp(cfg->origin, "none") == 0 || cfg->origin[0] == '\0';
+    bool shields = cfg->shields[0] != '\0';
     pool_t *origins = NULL;
-    if (!no_origin && !(origins = parse_pool(cfg, cfg->origin, false, err, errlen)))
+    if (!no_origin && !(origins = parse_pool(cfg, cfg->origin, false, !shields, err, errlen)))
         return -1;
-    if (cfg->shields[0]) {
-        px->primary = parse_pool(cfg, cfg->shields, true, err, errlen);
+    if (shields) {
+        px->primary = parse_pool(cfg, cfg->shields, true, no_origin, err, errlen);
         if (!px->primary) {
             pool_free(origins);
             return -1;
@@ -411,6 +417,46 @@ static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errle
         return -1;
     }
     px->primary = origins;
+    return 0;
+}
+
+/* A header name list (checked by the config parser) into "name\n" lines,
+ * lowercase, each once; returns the length. */
+static size_t name_lines(const char *list, char *out, size_t cap)
+{
+    size_t len = 0, pos = 0;
+    http_slice_t item;
+    while (http_list_next((http_slice_t){ list, strlen(list) }, &pos, &item)) {
+        if (len + item.len + 2 > cap)
+            break; /* cannot happen: the lines are no longer than the list */
+        char *name = out + len;
+        for (size_t i = 0; i < item.len; i++)
+            name[i] = (char)tolower((unsigned char)item.p[i]);
+        if (policy_vary_listed(out, len, name, item.len))
+            continue;
+        name[item.len] = '\n';
+        len += item.len + 1;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+/* The client headers passed upstream although policy_forwarding_header
+ * names them; a name in both lists is a mistake worth stopping for. */
+static int build_pass_lists(proxy_t *px, const config_t *cfg, char *err, size_t errlen)
+{
+    px->pass_keyed_len = name_lines(cfg->pass_headers, px->pass_keyed, sizeof px->pass_keyed);
+    px->pass_unkeyed_len = name_lines(cfg->pass_headers_unkeyed, px->pass_unkeyed, sizeof px->pass_unkeyed);
+    for (size_t i = 0; i < px->pass_keyed_len;) {
+        const char *nl = memchr(px->pass_keyed + i, '\n', px->pass_keyed_len - i);
+        size_t l = (size_t)(nl - px->pass_keyed) - i;
+        if (policy_vary_listed(px->pass_unkeyed, px->pass_unkeyed_len, px->pass_keyed + i, l)) {
+            snprintf(err, errlen, "pass_headers_unkeyed: '%.*s' is in pass_headers too: keyed or not?", (int)l,
+                     px->pass_keyed + i);
+            return -1;
+        }
+        i += l + 1;
+    }
     return 0;
 }
 
@@ -437,7 +483,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         if (o->targeted_cc[0] && !o->targeted_cc[1])
             o->targeted_cc[1] = "Surrogate-Control";
     }
-    if (build_pools(px, cfg, err, errlen)) {
+    if (build_pass_lists(px, cfg, err, errlen) || build_pools(px, cfg, err, errlen)) {
         free(px->opts);
         free(px);
         return -1;

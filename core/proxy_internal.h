@@ -43,6 +43,10 @@ struct proxy {
     char via[96];              /* our Via member: "1.1 NAME" */
     size_t via_len;
     char error_headers[256];   /* on errors the HTTP server answers itself */
+    /* pass_headers / pass_headers_unkeyed as "name\n" lines, lowercase:
+     * the keyed ones are the form policy_vary_fields_with takes */
+    char pass_keyed[1100], pass_unkeyed[1100];
+    size_t pass_keyed_len, pass_unkeyed_len;
 };
 
 typedef struct fjob fjob_t;
@@ -176,8 +180,8 @@ struct fjob {
     buf_t body;                /* request body of a forwarded method (kept to retry) */
     pool_t *pool;              /* where the current attempt went */
     int target;                /* index in pool */
-    uint32_t tried;            /* targets of pool already tried */
-    bool on_fallback;          /* pool is the fallback (every shield was down) */
+    int phase;                 /* of the target order (proxy_job.c next_target) */
+    uint32_t tried[2];         /* targets already tried: of the primary, of the fallback */
     bool published;            /* a head reached the fetch: no retry from now on */
     bool retry;                /* this attempt failed: try the next target when it ends */
     char *url;                 /* cache key string */
@@ -202,7 +206,7 @@ struct fjob {
     resp_info_t *held_info;
     bool done_held;
     int done_err;
-    char done_msg[160];
+    char done_msg[256];
 };
 
 void job_ref(fjob_t *j);

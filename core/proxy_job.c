@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "object_meta.h"
+#include "policy_vary.h"
 
 void job_ref(fjob_t *j)
 {
@@ -50,21 +51,39 @@ static void job_unlink(fjob_t *j)
     fetch_clear_resume(j->f);
 }
 
-/* Headers to send upstream: the client's, minus hop-by-hop fields, plus
- * Via and X-Forwarded-For. A cache fill also drops the client's
- * conditionals and Range (the cache wants the full response to store) and
- * adds the stored object's validators when revalidating. */
+/* Was this forwarding header configured to pass (pass_headers*)? */
+static bool passed(const proxy_t *px, http_slice_t n)
+{
+    return policy_vary_listed(px->pass_keyed, px->pass_keyed_len, n.p, n.len) ||
+           policy_vary_listed(px->pass_unkeyed, px->pass_unkeyed_len, n.p, n.len);
+}
+
+/* Headers to send upstream: the client's, minus hop-by-hop fields and the
+ * forwarding fields not configured to pass (policy_forwarding_header), plus
+ * Via, X-Forwarded-For, and X-Forwarded-Host / -Proto from what this node
+ * received (unless the client's pass). A cache fill also drops the
+ * client's conditionals and Range (the cache wants the full response to
+ * store) and adds the stored object's validators when revalidating. */
 static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate, http_fields_t *out)
 {
     const http_fields_t *h = &p->req->hdrs;
     const proxy_t *px = p->pw->px;
     static const char *fill_drop[] = { "range", "if-range", "if-match", "if-none-match",
                                        "if-modified-since", "if-unmodified-since", NULL };
-    http_slice_t via = { NULL, 0 }, xff = { NULL, 0 };
+    http_slice_t via = { NULL, 0 }, xff = { NULL, 0 }, host = { NULL, 0 };
+    bool client_xfh = false, client_xfp = false;
     for (size_t i = 0; i < h->n; i++) {
         http_slice_t n = http_fields_name(h, i), v = http_fields_value(h, i);
         if (policy_hop_by_hop(n.p, n.len) || policy_connection_listed(h, n.p, n.len))
             continue;
+        if (policy_forwarding_header(n.p, n.len)) {
+            if (!passed(px, n))
+                continue;
+            client_xfh |= http_name_eq(n, "x-forwarded-host");
+            client_xfp |= http_name_eq(n, "x-forwarded-proto");
+        }
+        if (http_name_eq(n, "host") && !host.p)
+            host = v;
         if (http_name_eq(n, "via")) {
             via = v;
             continue;
@@ -93,6 +112,12 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
     buf_puts(&b, p->req->client);
     rc = rc ? rc : http_fields_add(out, "X-Forwarded-For", 15, b.data, b.len);
     buf_free(&b);
+    /* What this node actually received: the Host in the cache key, over
+     * plain HTTP (the only scheme a node listens on). */
+    if (!rc && !client_xfh && host.len)
+        rc = http_fields_add(out, "X-Forwarded-Host", 16, host.p, host.len);
+    if (!rc && !client_xfp)
+        rc = http_fields_add(out, "X-Forwarded-Proto", 17, "http", 4);
     object_meta_t m;
     if (!rc && fill && validate && object_meta_decode(validate->meta, validate->meta_len, &m) == 0) {
         http_slice_t v;
@@ -170,16 +195,62 @@ static bool idempotent(const fjob_t *j)
            j->method == HTTP_DELETE || j->method == HTTP_OPTIONS || j->method == HTTP_TRACE;
 }
 
+/* The order targets are tried in, for one request: the usable targets of
+ * the primary pool (the shields, or the origins), then the usable
+ * fallback origins, then, when everything usable has failed or is ejected,
+ * the ejected ones anyway in ranking order (panic mode: an ejection is a
+ * guess from past failures, and trying beats answering 502 for certain).
+ * Phase p covers pool p & 1; phases 2 and 3 ignore health. */
+enum { PHASE_PRIMARY, PHASE_FALLBACK, PHASE_PANIC_PRIMARY, PHASE_PANIC_FALLBACK, PHASE_COUNT };
+
+static pool_t *phase_pool(const fjob_t *j, int phase)
+{
+    return phase & 1 ? j->px->fallback : j->px->primary;
+}
+
+/* The next target from j's current phase on: its phase and index, or -1. */
+static int next_target(const fjob_t *j, int *phase_out)
+{
+    uint64_t now = now_ms(j);
+    for (int ph = j->phase; ph < PHASE_COUNT; ph++) {
+        const pool_t *pool = phase_pool(j, ph);
+        if (!pool)
+            continue;
+        uint32_t tried = j->tried[ph & 1];
+        int t = ph < PHASE_PANIC_PRIMARY ? pool_next(pool, j->hash, tried, now) : pool_next_any(pool, j->hash, tried);
+        if (t >= 0) {
+            *phase_out = ph;
+            return t;
+        }
+    }
+    return -1;
+}
+
 /* Is there another target to try for this request? */
 static bool can_retry(const fjob_t *j)
 {
-    if (j->published || !idempotent(j) || j->closed)
-        return false;
-    uint64_t now = now_ms(j);
-    if (pool_next(j->pool, j->hash, j->tried, now) >= 0)
-        return true;
-    return !j->on_fallback && j->pool == j->px->primary && j->px->fallback &&
-           pool_next(j->px->fallback, j->hash, 0, now) >= 0;
+    int ph;
+    return !j->published && idempotent(j) && !j->closed && next_target(j, &ph) >= 0;
+}
+
+/* Report the outcome of the current attempt to its pool, and log a change. */
+static void report(fjob_t *j, pool_result_t r, const char *why)
+{
+    pool_change_t ch = pool_report(j->pool, (size_t)j->target, r, now_ms(j));
+    if (ch == POOL_CHANGE_DOWN)
+        log_warn("%s is down (%s)%s", pool_name(j->pool, (size_t)j->target), why,
+                 pool_size(j->pool) == 1 && !j->px->fallback ? "; it is the only upstream, so it is still used" : "");
+    else if (ch == POOL_CHANGE_UP)
+        log_warn("%s is back", pool_name(j->pool, (size_t)j->target));
+}
+
+/* Does this answer say the target is broken? An HTTP answer is the target
+ * working; an origin's 502/503/504 counts only where the operator opted
+ * in, and a shield's never: it relays its origin's status. */
+static bool answer_fails_target(const fjob_t *j, int status)
+{
+    bool shield = j->px->primary_shields && j->pool == j->px->primary;
+    return j->px->cfg->eject_on_5xx && !shield && (status == 502 || status == 503 || status == 504);
 }
 
 static int on_headers(void *ctx, int status, const http_fields_t *hdrs)
@@ -187,7 +258,7 @@ static int on_headers(void *ctx, int status, const http_fields_t *hdrs)
     fjob_t *j = ctx;
     int64_t now = proxy_now();
     bool failing = status == 502 || status == 503 || status == 504;
-    pool_report(j->pool, (size_t)j->target, failing ? POOL_FAIL : POOL_OK, now_ms(j));
+    report(j, answer_fails_target(j, status) ? POOL_FAIL : POOL_OK, "5xx answers");
     if (failing && can_retry(j)) {
         j->retry = true;
         return -1; /* drop this answer: the next target gets the request */
@@ -245,23 +316,17 @@ static int on_body(void *ctx, const char *p, size_t n)
 static void on_done(void *ctx, int err, const char *msg);
 static const upstream_cbs_t job_cbs = { on_headers, on_body, on_done };
 
-/* Send the request to the best-ranked usable target not tried yet: the
- * primary pool first, then (every shield down) the fallback origins. */
+/* Send the request to the next target in next_target's order. */
 static bool send_upstream(fjob_t *j)
 {
-    proxy_t *px = j->px;
-    uint64_t now = now_ms(j);
-    int t = pool_next(j->pool, j->hash, j->tried, now);
-    if (t < 0 && !j->on_fallback && j->pool == px->primary && px->fallback) {
-        j->pool = px->fallback;
-        j->on_fallback = true;
-        j->tried = 0;
-        t = pool_next(j->pool, j->hash, 0, now);
-    }
+    int ph;
+    int t = next_target(j, &ph);
     if (t < 0)
         return false;
+    j->phase = ph;
+    j->pool = phase_pool(j, ph);
     j->target = t;
-    j->tried |= 1u << t;
+    j->tried[ph & 1] |= 1u << t;
     j->retry = false;
     buf_t url;
     buf_init(&url, 0);
@@ -279,12 +344,18 @@ static void on_done(void *ctx, int err, const char *msg)
     fjob_t *j = ctx;
     j->ureq = NULL;
     if (err != UPSTREAM_OK && !j->retry && err != UPSTREAM_EABORT)
-        pool_report(j->pool, (size_t)j->target, POOL_FAIL, now_ms(j));
-    if ((j->retry || (err != UPSTREAM_OK && err != UPSTREAM_EABORT)) && can_retry(j)) {
+        report(j, POOL_FAIL, msg);
+    while ((j->retry || (err != UPSTREAM_OK && err != UPSTREAM_EABORT)) && can_retry(j)) {
         log_info("%.*s: %s failed (%s); trying the next", (int)j->url_len, j->url,
                  pool_name(j->pool, (size_t)j->target), j->retry ? "5xx" : msg);
         if (send_upstream(j))
             return;
+    }
+    char last[200];
+    int tries = __builtin_popcount(j->tried[0]) + __builtin_popcount(j->tried[1]);
+    if (!j->retry && err != UPSTREAM_OK && err != UPSTREAM_EABORT && tries > 1) {
+        snprintf(last, sizeof last, "no shield or origin could be reached (%d tried); the last: %s", tries, msg);
+        msg = last;
     }
     if (j->retry) {
         /* The 5xx we dropped to try elsewhere had nowhere left to go. */
@@ -298,6 +369,9 @@ static void on_done(void *ctx, int err, const char *msg)
         j->validate = NULL;
         http_fields_remove(&j->up_hdrs, "if-none-match");
         http_fields_remove(&j->up_hdrs, "if-modified-since");
+        /* A new request, not a retry: every target may take it again. */
+        j->phase = PHASE_PRIMARY;
+        j->tried[0] = j->tried[1] = 0;
         if (send_upstream(j))
             return;
         err = UPSTREAM_ECONNECT;
@@ -390,7 +464,6 @@ void job_start(preq_t *p, fetch_t *f, bool fill, const stored_t *validate)
     j->up_path = buf_steal(&url);
     if (!j->up_path || (!fill && req->body.len && buf_append(&j->body, req->body.data, req->body.len)))
         goto fail;
-    j->pool = px->primary;
     if (!send_upstream(j)) {
         fail_msg = "no shield or origin is available";
         goto fail;

@@ -121,7 +121,7 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
     buf_reset(&j->vary_fields);
     j->variant = 0;
     if (storable) {
-        int vk = policy_vary_fields(&j->vary_fields, hdrs);
+        int vk = policy_vary_fields_with(&j->vary_fields, hdrs, px->pass_keyed, px->pass_keyed_len);
         if (vk == POLICY_VARY_KEY && policy_vary_key_from_fields(&skey, j->vary_fields.data, j->vary_fields.len,
                                                                  &j->req_hdrs) == 0) {
             j->variant = policy_vary_id(skey.data, skey.len);

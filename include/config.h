@@ -25,6 +25,9 @@ typedef enum config_type {
     CONFIG_BOOL,     /* on/off, yes/no, true/false, 1/0 */
     CONFIG_ENUM,     /* one of a '|'-separated list, stored as its index */
     CONFIG_ADDR,     /* host:port (IPv4 or [IPv6]) */
+    CONFIG_NAMES,    /* comma-separated request header names (tokens) that a
+                      * node may forward as sent: not Host, Via,
+                      * X-Forwarded-For nor a hop-by-hop field */
 } config_type_t;
 
 typedef struct config {
@@ -43,6 +46,7 @@ typedef struct config {
     uint64_t health_timeout_ms;
     char health_path[256];        /* shield: path checked on each origin */
     unsigned eject_after;
+    bool eject_on_5xx;            /* an origin's 502/503/504 counts toward ejection */
     uint64_t eject_backoff_ms;
     uint64_t eject_backoff_max_ms;
     uint64_t origin_connect_timeout_ms;
@@ -57,6 +61,8 @@ typedef struct config {
     char access_log[512];
     unsigned log_level;           /* index into "error|warn|info|debug" */
     bool forward_host;
+    char pass_headers[1024];      /* forwarding headers passed upstream, keyed */
+    char pass_headers_unkeyed[1024]; /* ... passed upstream, not keyed */
     bool forward_cdn_cache_control;
     /* [rule PATTERN] sections, most specific first (policy_rules_sort);
      * owned, freed by config_free. */

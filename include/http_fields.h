@@ -57,6 +57,8 @@ void http_fields_remove_at(http_fields_t *h, size_t i);
 int http_fields_copy(http_fields_t *dst, const http_fields_t *src);
 /* True if name equals the field name (case-insensitive). */
 bool http_name_eq(http_slice_t name, const char *lit);
+/* True for a token character (RFC 9110 5.6.2 tchar): what field names are made of. */
+bool http_tchar(unsigned char c);
 /* Walk the members of a comma-separated field value: start with *pos = 0;
  * each call puts the next member (trimmed, empty ones skipped) in *item
  * and returns true, or returns false at the end. item points into v. */

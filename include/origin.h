@@ -20,6 +20,13 @@
 #define ORIGIN_MAX_DELAY_MS 600000ull             /* delay= bound: 10 min */
 #define ORIGIN_MAX_PATHS 1000000u                 /* paths counted one by one */
 
+/* r304= values: the 304s real origins send besides the textbook one. */
+enum {
+    ORIGIN_304_FULL = 0,    /* validators and the asked-for headers (default) */
+    ORIGIN_304_BARE,        /* r304=bare: Date only, no validator */
+    ORIGIN_304_FOREIGN,     /* r304=foreign: ETag "foreign", matching no stored response */
+};
+
 /* What a request's query string asks for. Strings point into the params'
  * own storage (NUL-terminated, URL-decoded) and live until
  * origin_params_free; NULL means "parameter absent". */
@@ -47,6 +54,7 @@ typedef struct origin_params {
     uint64_t fail_after;    /* fail_after=N: the path's requests after the N-th get 503 */
     bool has_age;
     uint64_t age;           /* age= -> Age */
+    int r304;               /* r304=: how a 304 looks (ORIGIN_304_*) */
     buf_t extra;            /* header=Name:Value lines, "Name: Value\r\n" each */
     char *mem;              /* owned storage of the strings above */
 } origin_params_t;

@@ -222,4 +222,15 @@ bool policy_hop_by_hop(const char *name, size_t nlen);
 /* True when name is listed in any Connection field of h (hop-by-hop too). */
 bool policy_connection_listed(const http_fields_t *h, const char *name, size_t nlen);
 
+/* Request fields that tell an origin where and how a request arrived, or
+ * which method to apply, and that frameworks build links, redirects and
+ * routing from, while no cache key holds them: X-Forwarded-Host, X-Host,
+ * X-Forwarded-Server, X-Original-Host, X-Original-URL, X-Rewrite-URL,
+ * X-Forwarded-Scheme, X-Forwarded-Proto, X-Forwarded-Port,
+ * X-Forwarded-Prefix, X-Forwarded-Ssl, Front-End-Https, X-Real-IP,
+ * Forwarded, X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override
+ * (case-insensitive). A client's copies would poison the cache for every
+ * other client, so a node removes them unless told to pass one (keyed). */
+bool policy_forwarding_header(const char *name, size_t nlen);
+
 #endif

@@ -37,14 +37,17 @@ int policy_update_fields(http_fields_t *out, const http_fields_t *stored, const 
 bool policy_update_field_ok(const http_fields_t *resp304, const char *name, size_t nlen);
 
 /* RFC 9111 4.3.4: may resp304 update the stored response `stored`?
- * n_stored = how many stored responses (Vary variants) the cache holds for
- * the URI. A 304 ETag decides alone: a strong one must equal the stored
- * ETag strongly, a weak one weakly (the caller picks the most recent of
- * several weak matches). Without an ETag, its Last-Modified must equal the
- * stored Last-Modified. With no validator at all, only a sole stored
- * response (n_stored == 1) that has no validator either is updated.
- * False means the 304 must not touch this response: if none matches, the
- * caller refetches without conditionals (RFC 9111 4.3.3). */
+ * n_stored = how many stored responses the conditional request that got
+ * this 304 was built from (their validators were sent). A 304 ETag decides
+ * alone: a strong one must equal the stored ETag strongly, a weak one
+ * weakly (the caller picks the most recent of several weak matches).
+ * Without an ETag, its Last-Modified must equal the stored Last-Modified.
+ * With no validator at all, a request built from exactly one stored
+ * response (n_stored == 1) updates that response, whatever validators it
+ * has: many origins answer a conditional request with a bare 304, and it
+ * can only be about what was asked (the intent of 4.3.4, and what Squid,
+ * Varnish and nginx do). False means the 304 must not touch this
+ * response: the caller then refetches without conditionals (4.3.3). */
 bool policy_304_matches(const http_fields_t *stored, const http_fields_t *resp304, size_t n_stored);
 
 #endif

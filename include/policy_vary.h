@@ -25,6 +25,15 @@ enum { POLICY_VARY_NONE = 0, POLICY_VARY_KEY = 1, POLICY_VARY_STAR = 2 };
  * POLICY_VARY_NONE (no Vary, or only empty members), POLICY_VARY_KEY,
  * POLICY_VARY_STAR, or a negative buf error. */
 int policy_vary_fields(buf_t *out, const http_fields_t *resp);
+/* The same, plus the names in implicit[0, ilen) ("name\n" lines): request
+ * fields that select the response although the response does not say so
+ * (a node's keyed pass_headers). They come after Vary's own names, each
+ * once; with any of them the result is POLICY_VARY_KEY (Vary: * still
+ * wins). */
+int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *implicit, size_t ilen);
+/* True when name (nlen bytes) is a line of the list fields[0, flen)
+ * (case-insensitive). */
+bool policy_vary_listed(const char *fields, size_t flen, const char *name, size_t nlen);
 /* The secondary key of req over the field list fields[0, flen) into out.
  * Returns 0 or a negative buf error. */
 int policy_vary_key_from_fields(buf_t *out, const char *fields, size_t flen, const http_fields_t *req);
@@ -36,6 +45,9 @@ bool policy_vary_match(const char *key, size_t len, const http_fields_t *req);
 /* True when a response with headers resp, fetched for request a, may be
  * used for request b: same secondary keys (or no Vary at all). */
 bool policy_vary_response_matches(const http_fields_t *resp, const http_fields_t *a, const http_fields_t *b);
+/* The same with implicit names as in policy_vary_fields_with. */
+bool policy_vary_response_matches_with(const http_fields_t *resp, const char *implicit, size_t ilen,
+                                       const http_fields_t *a, const http_fields_t *b);
 /* The store variant id of a secondary key: never 0 (0 is the URL's own
  * record). */
 uint64_t policy_vary_id(const char *key, size_t len);

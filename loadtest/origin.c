@@ -58,7 +58,7 @@ static void usage(FILE *out, const config_t *cfg)
             "serves a deterministic body; GET /.origin/stats reports per-path counters,\n"
             "POST /.origin/stats/reset clears them, GET /.origin/health answers ok.\n"
             "\nquery parameters: size status cc expires expires_in etag lm lm_ago vary sk ct\n"
-            "  delay(ms) chunked age cookie nodate header=Name:Value (repeatable)\n"
+            "  delay(ms) chunked age cookie nodate header=Name:Value (repeatable) r304=bare|foreign\n"
             "\nsettings (`--key=value` or `--key value`; default in brackets):\n");
     for (const config_setting_t *s = config_settings; s->key; s++) {
         if (!origin_key(s->key, strlen(s->key)))

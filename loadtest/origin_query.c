@@ -128,11 +128,11 @@ static bool is_tchar(int c)
 }
 
 typedef enum { P_SIZE, P_STATUS, P_CC, P_EXPIRES, P_EXPIRES_IN, P_ETAG, P_LM, P_LM_AGO, P_VARY, P_SK,
-               P_CT, P_DELAY, P_CHUNKED, P_AGE, P_COOKIE, P_NODATE, P_HEADER, P_ECHO, P_FAIL_AFTER, P_UNKNOWN } param_t;
+               P_CT, P_DELAY, P_CHUNKED, P_AGE, P_COOKIE, P_NODATE, P_HEADER, P_ECHO, P_FAIL_AFTER, P_R304, P_UNKNOWN } param_t;
 
 static const char *const names[] = { "size", "status", "cc", "expires", "expires_in", "etag", "lm", "lm_ago",
                                      "vary", "sk", "ct", "delay", "chunked", "age", "cookie", "nodate",
-                                     "header", "echo", "fail_after" };
+                                     "header", "echo", "fail_after", "r304" };
 
 static param_t lookup(const char *name)
 {
@@ -223,6 +223,15 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
         *why = "expected a request count";
         p->has_fail_after = true;
         return parse_u64(v, UINT32_MAX, &p->fail_after);
+    case P_R304:
+        *why = "expected bare or foreign";
+        if (strcmp(v, "bare") == 0)
+            p->r304 = ORIGIN_304_BARE;
+        else if (strcmp(v, "foreign") == 0)
+            p->r304 = ORIGIN_304_FOREIGN;
+        else
+            return -1;
+        return 0;
     case P_AGE:
         *why = "expected seconds";
         p->has_age = true;

@@ -286,7 +286,15 @@ static void send_response(oreq_t *o)
     int64_t lm = last_modified(o, now);
     if (not_modified(o, etag, lm)) {
         http_resp_start(c, 304, NULL);
-        put_common_headers(o, etag, lm, now, false);
+        if (o->q.r304 == ORIGIN_304_FULL) {
+            put_common_headers(o, etag, lm, now, false);
+        } else {
+            char date[30];
+            policy_date_format(now, date);
+            http_resp_header(c, "Date", date, 29);
+            if (o->q.r304 == ORIGIN_304_FOREIGN)
+                http_resp_header(c, "ETag", "\"foreign\"", 9);
+        }
         http_resp_end_head(c, 0);
         finish(o);
         return;

@@ -314,6 +314,19 @@ bool policy_hop_by_hop(const char *name, size_t nlen)
     return false;
 }
 
+bool policy_forwarding_header(const char *name, size_t nlen)
+{
+    static const char *const fwd[] = { "X-Forwarded-Host", "X-Host", "X-Forwarded-Server", "X-Original-Host",
+                                       "X-Original-URL", "X-Rewrite-URL", "X-Forwarded-Scheme",
+                                       "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix",
+                                       "X-Forwarded-Ssl", "Front-End-Https", "X-Real-IP", "Forwarded",
+                                       "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override" };
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+        if (name_eq(name, nlen, fwd[i]))
+            return true;
+    return false;
+}
+
 bool policy_connection_listed(const http_fields_t *h, const char *name, size_t nlen)
 {
     if (!nlen)

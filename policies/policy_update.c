@@ -125,5 +125,5 @@ bool policy_304_matches(const http_fields_t *stored, const http_fields_t *resp30
     int64_t lm304 = lm_of(resp304);
     if (lm304 >= 0)
         return lm_stored >= 0 && lm_stored == lm304;
-    return n_stored == 1 && !has_stored_etag && lm_stored < 0;
+    return n_stored == 1;
 }

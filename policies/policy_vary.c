@@ -49,25 +49,36 @@ static int put_value(buf_t *out, const http_fields_t *req, const char *name, siz
     return buf_append(out, "\n", 1);
 }
 
-/* Is name (nlen, lowercase) already a line of the list? */
-static bool listed(const buf_t *list, const char *name, size_t nlen)
+bool policy_vary_listed(const char *fields, size_t flen, const char *name, size_t nlen)
 {
     size_t i = 0;
-    while (i < list->len) {
-        const char *nl = memchr(list->data + i, '\n', list->len - i);
-        size_t l = (size_t)(nl - list->data) - i;
-        if (l == nlen && memcmp(list->data + i, name, nlen) == 0)
+    while (i < flen) {
+        const char *nl = memchr(fields + i, '\n', flen - i);
+        size_t l = nl ? (size_t)(nl - fields) - i : flen - i;
+        if (l == nlen && strncasecmp(fields + i, name, nlen) == 0)
             return true;
         i += l + 1;
     }
     return false;
 }
 
-int policy_vary_fields(buf_t *out, const http_fields_t *resp)
+/* Append name (nlen, lowercased) as a line of out[start, len) unless listed. */
+static int add_name(buf_t *out, size_t start, const char *name, size_t nlen)
+{
+    char lower[256];
+    if (nlen >= sizeof lower)
+        return -1; /* no real field name is this long */
+    for (size_t m = 0; m < nlen; m++)
+        lower[m] = (char)tolower((unsigned char)name[m]);
+    if (policy_vary_listed(out->data ? out->data + start : "", out->len - start, lower, nlen))
+        return 0;
+    return buf_append(out, lower, nlen) || buf_append(out, "\n", 1) ? -1 : 0;
+}
+
+int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *implicit, size_t ilen)
 {
     int kind = POLICY_VARY_NONE;
     size_t start = out->len;
-    char lower[256];
     for (size_t i = 0; i < resp->n; i++) {
         if (!http_name_eq(http_fields_name(resp, i), "vary"))
             continue;
@@ -78,19 +89,25 @@ int policy_vary_fields(buf_t *out, const http_fields_t *resp)
                 out->len = start;
                 return POLICY_VARY_STAR;
             }
-            if (item.len >= sizeof lower)
-                return -1; /* no real field name is this long */
-            for (size_t m = 0; m < item.len; m++)
-                lower[m] = (char)tolower((unsigned char)item.p[m]);
-            buf_t view = { out->data ? out->data + start : NULL, out->len - start, 0, 0 };
-            if (listed(&view, lower, item.len))
-                continue;
-            if (buf_append(out, lower, item.len) || buf_append(out, "\n", 1))
+            if (add_name(out, start, item.p, item.len))
                 return -1;
             kind = POLICY_VARY_KEY;
         }
     }
+    for (size_t i = 0; i < ilen;) {
+        const char *nl = memchr(implicit + i, '\n', ilen - i);
+        size_t l = nl ? (size_t)(nl - implicit) - i : ilen - i;
+        if (l && add_name(out, start, implicit + i, l))
+            return -1;
+        kind = l ? POLICY_VARY_KEY : kind;
+        i += l + 1;
+    }
     return kind;
+}
+
+int policy_vary_fields(buf_t *out, const http_fields_t *resp)
+{
+    return policy_vary_fields_with(out, resp, NULL, 0);
 }
 
 int policy_vary_key_from_fields(buf_t *out, const char *fields, size_t flen, const http_fields_t *req)
@@ -106,15 +123,21 @@ int policy_vary_key_from_fields(buf_t *out, const char *fields, size_t flen, con
     return 0;
 }
 
-int policy_vary_key(buf_t *out, const http_fields_t *resp, const http_fields_t *req)
+static int vary_key_with(buf_t *out, const http_fields_t *resp, const char *implicit, size_t ilen,
+                         const http_fields_t *req)
 {
     buf_t names;
     buf_init(&names, 64 * 1024);
-    int kind = policy_vary_fields(&names, resp);
+    int kind = policy_vary_fields_with(&names, resp, implicit, ilen);
     if (kind == POLICY_VARY_KEY && policy_vary_key_from_fields(out, names.data, names.len, req))
         kind = -1;
     buf_free(&names);
     return kind;
+}
+
+int policy_vary_key(buf_t *out, const http_fields_t *resp, const http_fields_t *req)
+{
+    return vary_key_with(out, resp, NULL, 0, req);
 }
 
 bool policy_vary_match(const char *key, size_t len, const http_fields_t *req)
@@ -147,17 +170,23 @@ bool policy_vary_match(const char *key, size_t len, const http_fields_t *req)
     return ok;
 }
 
-bool policy_vary_response_matches(const http_fields_t *resp, const http_fields_t *a, const http_fields_t *b)
+bool policy_vary_response_matches_with(const http_fields_t *resp, const char *implicit, size_t ilen,
+                                       const http_fields_t *a, const http_fields_t *b)
 {
     buf_t ka, kb;
     buf_init(&ka, 64 * 1024);
     buf_init(&kb, 64 * 1024);
-    int ra = policy_vary_key(&ka, resp, a), rb = policy_vary_key(&kb, resp, b);
+    int ra = vary_key_with(&ka, resp, implicit, ilen, a), rb = vary_key_with(&kb, resp, implicit, ilen, b);
     bool same = ra == POLICY_VARY_NONE ||
                 (ra == POLICY_VARY_KEY && rb == ra && ka.len == kb.len && memcmp(ka.data, kb.data, ka.len) == 0);
     buf_free(&ka);
     buf_free(&kb);
     return same;
+}
+
+bool policy_vary_response_matches(const http_fields_t *resp, const http_fields_t *a, const http_fields_t *b)
+{
+    return policy_vary_response_matches_with(resp, NULL, 0, a, b);
 }
 
 uint64_t policy_vary_id(const char *key, size_t len)

@@ -63,6 +63,9 @@ Test(edge_config, bad_file_stops_startup_with_file_line_and_expectation)
     cr_assert(strstr(out, "named twice"), "got: %s", out);
     cr_assert_eq(run_edge("--origin=none --listen=127.0.0.1:0", out, sizeof out), 1);
     cr_assert(strstr(out, "a node without shields needs an origin"), "got: %s", out);
+    cr_assert_eq(run_edge("--pass-headers=X-Forwarded-Host --pass-headers-unkeyed=x-forwarded-host "
+                          "--listen=127.0.0.1:0", out, sizeof out), 1);
+    cr_assert(strstr(out, "'x-forwarded-host' is in pass_headers too"), "got: %s", out);
 }
 
 Test(edge_config, help_lists_every_setting)

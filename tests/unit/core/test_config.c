@@ -123,6 +123,23 @@ Test(config, bad_files_name_file_line_and_expectation)
     expect_error("just words\n", ":1: expected 'key = value'");
     expect_error("= 5\n", "expected a key");
     expect_error("[bogus]\n", ":1: unknown section");
+    expect_error("\npass_headers = X-Forwarded-Host, Host\n", ":2: pass_headers: expected header names");
+    expect_error("pass_headers_unkeyed = Connection\n", ":1: pass_headers_unkeyed: expected header names");
+    expect_error("pass_headers = X-Forwarded-For\n", "expected header names");
+    expect_error("pass_headers = bad name\n", "expected header names");
+    expect_error("pass_headers = Via\n", "expected header names");
+}
+
+Test(config, pass_headers_take_header_name_lists)
+{
+    config_t c;
+    char err[256];
+    config_defaults(&c, CONFIG_EDGE);
+    const char *f = write_file("pass_headers = X-Forwarded-Host, forwarded\npass_headers_unkeyed = X-Real-IP\n");
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, f, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(c.pass_headers, "X-Forwarded-Host, forwarded");
+    cr_assert_str_eq(c.pass_headers_unkeyed, "X-Real-IP");
+    cr_assert_not(c.eject_on_5xx, "5xx answers count only when opted in");
 }
 
 Test(config, missing_file)

@@ -561,3 +561,62 @@ Test(pool, concurrent_reports_and_reads, .timeout = 60)
     cr_log_info("smoke: %llu ejections", (unsigned long long)ejections);
     pool_free(p);
 }
+
+/* --- panic and lone targets --- */
+
+Test(pool, next_any_ranks_ejected_targets_for_panic_mode)
+{
+    pool_t *p = mkpool(ABCDE, 3, &OPTS);
+    uint8_t k[16];
+    key_of(7, k);
+    unsigned order[3];
+    pool_rank(p, k, order);
+    for (size_t i = 0; i < 3; i++)
+        fail_n(p, i, 3, 1000);
+    cr_assert_eq(pool_next(p, k, 0, 1000), -1);
+    /* Health aside, the ranking and the tried set still hold. */
+    cr_assert_eq(pool_next_any(p, k, 0), (int)order[0]);
+    cr_assert_eq(pool_next_any(p, k, 1u << order[0]), (int)order[1]);
+    cr_assert_eq(pool_next_any(p, k, 1u << order[0] | 1u << order[1]), (int)order[2]);
+    cr_assert_eq(pool_next_any(p, k, 0x7), -1);
+    pool_free(p);
+}
+
+Test(pool, a_never_eject_pool_reports_down_but_stays_usable)
+{
+    pool_opts_t o = OPTS;
+    o.never_eject = true;
+    pool_t *p = mkpool(ABCDE, 1, &o);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 10), POOL_CHANGE_NONE);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 11), POOL_CHANGE_NONE);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 12), POOL_CHANGE_DOWN, "reported once");
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 13), POOL_CHANGE_NONE);
+    cr_assert(pool_usable(p, 0, 13));
+    cr_assert_not(pool_ejected(p, 0, 13));
+    uint8_t k[16];
+    key_of(1, k);
+    cr_assert_eq(pool_next(p, k, 0, 13), 0);
+    pool_target_stats_t st;
+    pool_stats(p, 0, 13, &st);
+    cr_assert(st.down);
+    cr_assert_not(st.ejected);
+    cr_assert_eq(st.ejections, 0);
+    cr_assert_eq(pool_report_check(p, 0, true, 14), POOL_CHANGE_UP);
+    pool_stats(p, 0, 14, &st);
+    cr_assert_not(st.down);
+    pool_free(p);
+}
+
+Test(pool, reports_say_when_a_target_goes_down_and_comes_back)
+{
+    pool_t *p = mkpool(ABCDE, 2, &OPTS);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 10), POOL_CHANGE_NONE);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 10), POOL_CHANGE_NONE);
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 10), POOL_CHANGE_DOWN);
+    /* Backoff over, a failure on probation ejects again without a new "down". */
+    cr_assert_eq(pool_report(p, 0, POOL_FAIL, 200), POOL_CHANGE_NONE);
+    cr_assert(pool_ejected(p, 0, 200));
+    cr_assert_eq(pool_report(p, 0, POOL_OK, 201), POOL_CHANGE_UP);
+    cr_assert_eq(pool_report(p, 0, POOL_OK, 202), POOL_CHANGE_NONE);
+    pool_free(p);
+}

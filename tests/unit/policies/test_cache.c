@@ -798,6 +798,21 @@ Test(hop, names)
     cr_assert_not(policy_hop_by_hop("", 0));
 }
 
+Test(forwarding, names)
+{
+    const char *fwd[] = { "x-forwarded-host", "X-Host", "X-FORWARDED-SERVER", "X-Original-Host", "X-Original-URL",
+                          "X-Rewrite-URL", "X-Forwarded-Scheme", "X-Forwarded-Proto", "X-Forwarded-Port",
+                          "X-Forwarded-Prefix", "X-Forwarded-Ssl", "Front-End-Https", "X-Real-IP", "Forwarded",
+                          "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override" };
+    for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
+        cr_assert(policy_forwarding_header(fwd[i], strlen(fwd[i])), "%s", fwd[i]);
+    /* X-Forwarded-For is appended to, not removed; Host is in the key. */
+    cr_assert_not(policy_forwarding_header("X-Forwarded-For", 15));
+    cr_assert_not(policy_forwarding_header("Host", 4));
+    cr_assert_not(policy_forwarding_header("X-Forwarded", 11));
+    cr_assert_not(policy_forwarding_header("", 0));
+}
+
 Test(hop, connection_listed)
 {
     http_fields_t h;

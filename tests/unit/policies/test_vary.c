@@ -136,3 +136,38 @@ Test(vary, response_matches_for_collapsing)
     http_fields_free(&qa);
     http_fields_free(&qb);
 }
+
+Test(vary, implicit_fields_join_the_key)
+{
+    const char *implicit = "x-forwarded-host\n";
+    size_t il = strlen(implicit);
+    buf_t b;
+    buf_init(&b, 0);
+    /* No Vary at all: the implicit names alone make it vary. */
+    http_fields_t none = h(NULL);
+    cr_assert_eq(policy_vary_fields_with(&b, &none, implicit, il), POLICY_VARY_KEY);
+    cr_assert_str_eq(b.data, "x-forwarded-host\n");
+    /* After Vary's own names, each once. */
+    http_fields_t v = h((const char *const[]){ "Vary", "Accept, X-Forwarded-Host", NULL });
+    buf_reset(&b);
+    cr_assert_eq(policy_vary_fields_with(&b, &v, implicit, il), POLICY_VARY_KEY);
+    cr_assert_str_eq(b.data, "accept\nx-forwarded-host\n");
+    /* Vary: * still matches nothing. */
+    http_fields_t star = h((const char *const[]){ "Vary", "*", NULL });
+    buf_reset(&b);
+    cr_assert_eq(policy_vary_fields_with(&b, &star, implicit, il), POLICY_VARY_STAR);
+    /* Collapsing: requests that differ in an implicit field never share. */
+    http_fields_t a = h((const char *const[]){ "X-Forwarded-Host", "a.example", NULL });
+    http_fields_t c = h((const char *const[]){ "X-Forwarded-Host", "c.example", NULL });
+    cr_assert(policy_vary_response_matches(&none, &a, &c));
+    cr_assert_not(policy_vary_response_matches_with(&none, implicit, il, &a, &c));
+    cr_assert(policy_vary_response_matches_with(&none, implicit, il, &a, &a));
+    cr_assert(policy_vary_listed(implicit, il, "X-Forwarded-Host", 16));
+    cr_assert_not(policy_vary_listed(implicit, il, "X-Forwarded", 11));
+    buf_free(&b);
+    http_fields_free(&none);
+    http_fields_free(&v);
+    http_fields_free(&star);
+    http_fields_free(&a);
+    http_fields_free(&c);
+}
