@@ -35,9 +35,9 @@ typedef struct policy_opts {
                                  * proxy-revalidate that s-maxage implies (false:
                                  * RFC 9111 4.2.4, s-maxage means no stale serving) */
     /* RFC 9213 target list, most specific first, NULL-terminated
-     * ({"CDN-Cache-Control"}). The first of these fields present with at
-     * least one directive replaces Cache-Control AND Expires for this
-     * cache's storability and freshness. Surrogate-Control may be added
+     * ({"CDN-Cache-Control"}). The first of these fields present, valid
+     * (policy_cc_parse_targeted) and with at least one directive replaces
+     * Cache-Control AND Expires for this cache's storability and freshness. Surrogate-Control may be added
      * (its "max-age=N+M" form parses as an invalid max-age, i.e. stale).
      * targeted_cc[0] = NULL turns targeting off. */
     const char *targeted_cc[POLICY_TARGETED_MAX];

@@ -1,9 +1,12 @@
 /* policy_cc: Cache-Control directive parsing (RFC 9111 section 5.2).
  *
- * One parser serves Cache-Control in requests and responses and the
- * targeted fields that share its syntax (CDN-Cache-Control, RFC 9213;
- * Surrogate-Control). The result is a plain value type: no pointers into
- * the header, so it can be copied and kept after the headers are freed.
+ * One result type serves Cache-Control in requests and responses and the
+ * targeted fields (CDN-Cache-Control, RFC 9213; Surrogate-Control). Cache-
+ * Control and Surrogate-Control use the forgiving Cache-Control grammar;
+ * RFC 9213 fields are RFC 8941 Dictionaries, read with policy_sf and
+ * ignored as a whole when invalid (policy_cc_parse_targeted). The result
+ * is a plain value type: no pointers into the header, so it can be copied
+ * and kept after the headers are freed.
  *
  * Invalid or conflicting values are never silently dropped: each delta
  * directive has a POLICY_CC_BAD_* bit, and its field then holds the most
@@ -25,6 +28,12 @@
 #define POLICY_CC_STALE_ANY INT64_MAX
 /* Bytes kept per field-name list ("a,b,c", lowercased). */
 #define POLICY_CC_LIST_BYTES 128
+/* Limits of an RFC 9213 targeted field (all lines joined): a bigger one
+ * is ignored like an invalid one. RFC 8941 asks parsers to take up to
+ * 1024 dictionary members, but no cache policy needs a fraction of that,
+ * and the parse runs on the stack of the request. */
+#define POLICY_CC_TARGETED_BYTES 4096
+#define POLICY_CC_TARGETED_NODES 128
 
 enum {
     POLICY_CC_NO_STORE = 1u << 0,
@@ -86,6 +95,18 @@ void policy_cc_parse(policy_cc_t *cc, const char *v, size_t len);
 /* Merge every line of header `name` in h into cc. Returns the number of
  * lines seen (0 = field absent). */
 size_t policy_cc_parse_fields(policy_cc_t *cc, const http_fields_t *h, const char *name);
+/* Reset cc and fill it from the targeted field `name` of h (RFC 9213).
+ * Surrogate-Control predates RFC 9213 and keeps the Cache-Control grammar
+ * (as policy_cc_parse_fields). Any other name is an RFC 9213 field: all
+ * its lines together must form an RFC 8941 Dictionary in which max-age,
+ * s-maxage, stale-while-revalidate and stale-if-error are non-negative
+ * Integers, no-cache and private are true or a String (field-name list),
+ * and the other directives this module knows are true (parameters are
+ * ignored). Returns the number of lines (0 = absent), or -EINVAL (not
+ * such a Dictionary) or -E2BIG (longer than POLICY_CC_TARGETED_BYTES or
+ * more than POLICY_CC_TARGETED_NODES members and parameters): the field
+ * must then be ignored as if absent, and cc is left reset. */
+int policy_cc_parse_targeted(policy_cc_t *cc, const http_fields_t *h, const char *name);
 /* True when field name[0..nlen) (case-insensitive) is in the qualified
  * no-cache or private list. An unqualified directive lists nothing: test
  * POLICY_CC_NO_CACHE / POLICY_CC_PRIVATE for that. */

@@ -99,11 +99,12 @@ void policy_resp_parse(policy_resp_t *r, int status, const http_fields_t *h, con
         r->flags |= POLICY_RESP_HAS_CC;
     r->cc = plain;
     /* RFC 9213 2.2: the first targeted field that is present and non-empty
-     * wins, and Cache-Control and Expires are then ignored by this cache. */
+     * wins, and Cache-Control and Expires are then ignored by this cache.
+     * An invalid one (RFC 9213 2.1, see policy_cc_parse_targeted) counts as
+     * absent: the next one, or Cache-Control, governs. */
     for (int t = 0; t < POLICY_TARGETED_MAX && o->targeted_cc[t]; t++) {
         policy_cc_t cc;
-        policy_cc_init(&cc);
-        if (policy_cc_parse_fields(&cc, h, o->targeted_cc[t]) && cc.n_directives) {
+        if (policy_cc_parse_targeted(&cc, h, o->targeted_cc[t]) > 0 && cc.n_directives) {
             r->cc = cc;
             r->targeted = t;
             r->flags |= POLICY_RESP_TARGETED;

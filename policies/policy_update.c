@@ -61,9 +61,8 @@ int policy_update_fields(http_fields_t *out, const http_fields_t *stored, const 
 {
     policy_cc_t cc[2];
     policy_cc_init(&cc[0]);
-    policy_cc_init(&cc[1]);
     policy_cc_parse_fields(&cc[0], resp304, "Cache-Control");
-    policy_cc_parse_fields(&cc[1], resp304, "CDN-Cache-Control");
+    policy_cc_parse_targeted(&cc[1], resp304, "CDN-Cache-Control"); /* an invalid one lists nothing */
     int rc = 0;
 
     http_fields_reset(out);
