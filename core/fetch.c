@@ -39,6 +39,8 @@ struct fetch {
     int err;
     char errmsg[160];
     void *owner_data;
+    fetch_interim_t interim[FETCH_MAX_INTERIM];
+    unsigned n_interim;
     /* resume plumbing */
     worker_t *owner;
     void (*resume)(void *);
@@ -195,6 +197,8 @@ void fetch_unref(fetch_t *f)
     }
     http_fields_free(&f->hdrs);
     http_fields_free(&f->req_hdrs);
+    for (unsigned i = 0; i < f->n_interim; i++)
+        http_fields_free(&f->interim[i].hdrs);
     free(f->owner_data);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -258,7 +262,8 @@ void fetch_set_headers(fetch_t *f, int status, http_fields_t *hdrs, int64_t cont
     f->shareable = f->shareable && shareable;
     f->storing = storing;
     f->owner_data = owner_data;
-    f->state = FETCH_HEADERS;
+    if (f->state != FETCH_FAILED)
+        f->state = FETCH_HEADERS; /* a fetch failed meanwhile (out of memory, shutdown) stays failed */
     if (!f->shareable) {
         for (fetch_waiter_t *w = f->waiters; w; w = w->next)
             if (w != f->primary)
@@ -268,6 +273,26 @@ void fetch_set_headers(fetch_t *f, int status, http_fields_t *hdrs, int64_t cont
     pthread_mutex_unlock(&f->mu);
     if (!shareable)
         fetch_unpublish(f);
+}
+
+int fetch_add_interim(fetch_t *f, int status, const http_fields_t *hdrs)
+{
+    int rc = -1;
+    pthread_mutex_lock(&f->mu);
+    if (f->state == FETCH_PENDING && f->n_interim < FETCH_MAX_INTERIM) {
+        fetch_interim_t *in = &f->interim[f->n_interim];
+        in->status = status;
+        http_fields_init(&in->hdrs, 0);
+        if (http_fields_copy(&in->hdrs, hdrs) == 0) {
+            f->n_interim++; /* published: immutable from now on */
+            wake_all(f);
+            rc = 0;
+        } else {
+            http_fields_free(&in->hdrs);
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
 }
 
 /* Free chunks every waiter is past. Call with f locked, not storing. */
@@ -295,15 +320,19 @@ void fetch_stop_storing(fetch_t *f)
     fetch_unpublish(f);
 }
 
-static fchunk_t *new_chunk(fetch_t *f, size_t want)
+void *(*fetch_test_chunk_alloc)(size_t size) = malloc;
+
+/* A chunk for body bytes from offset at on, at least want bytes. */
+static fchunk_t *new_chunk(const fetch_t *f, uint64_t at, size_t want)
 {
     size_t cap = CHUNK_MAX;
     /* Small objects of known length get one exact-size chunk. */
-    if (f->content_length >= 0 && (uint64_t)f->content_length - f->avail <= CHUNK_MAX)
-        cap = (size_t)((uint64_t)f->content_length - f->avail);
+    if (f->content_length >= 0 && (uint64_t)f->content_length >= at &&
+        (uint64_t)f->content_length - at <= CHUNK_MAX)
+        cap = (size_t)((uint64_t)f->content_length - at);
     if (cap < want)
         cap = want < CHUNK_MIN ? CHUNK_MIN : want;
-    fchunk_t *c = malloc(sizeof *c + cap);
+    fchunk_t *c = fetch_test_chunk_alloc(sizeof *c + cap);
     if (c) {
         c->next = NULL;
         c->len = 0;
@@ -312,29 +341,47 @@ static fchunk_t *new_chunk(fetch_t *f, size_t want)
     return c;
 }
 
-bool fetch_append(fetch_t *f, const void *p, size_t n)
+int fetch_append(fetch_t *f, const void *p, size_t n)
 {
     const char *s = p;
-    bool pause = false;
+    int rc = 0;
     pthread_mutex_lock(&f->mu);
-    while (n) {
-        fchunk_t *c = f->tail;
-        if (!c || c->len == c->cap) {
-            c = new_chunk(f, n < CHUNK_MAX ? n : CHUNK_MAX);
-            if (!c)
-                break; /* out of memory: the fetch fails below on its own */
-            if (f->tail)
-                f->tail->next = c;
-            else
-                f->head = c;
-            f->tail = c;
+    /* Allocate every chunk the bytes need before copying any, so that
+     * running out of memory appends nothing: the body a waiter or the
+     * store sees is never missing bytes in the middle. */
+    size_t room = f->tail ? f->tail->cap - f->tail->len : 0;
+    fchunk_t *fresh = NULL, **link = &fresh;
+    uint64_t at = f->avail + room;
+    for (size_t need = n > room ? n - room : 0; need;) {
+        fchunk_t *c = new_chunk(f, at, need < CHUNK_MAX ? need : CHUNK_MAX);
+        if (!c) {
+            for (fchunk_t *x = fresh, *next; x; x = next) {
+                next = x->next;
+                free(x);
+            }
+            rc = FETCH_ENOMEM;
+            goto out;
         }
+        *link = c;
+        link = &c->next;
+        size_t take = c->cap < need ? c->cap : need;
+        need -= take;
+        at += take;
+    }
+    if (fresh) {
+        if (f->tail)
+            f->tail->next = fresh;
+        else
+            f->head = fresh;
+    }
+    for (fchunk_t *c = f->tail ? f->tail : fresh; n; c = c->next) {
         size_t take = c->cap - c->len < n ? c->cap - c->len : n;
         memcpy(c->data + c->len, s, take);
         c->len += take;
         f->avail += take;
         s += take;
         n -= take;
+        f->tail = c;
     }
     if (!f->storing) {
         trim(f);
@@ -342,11 +389,13 @@ bool fetch_append(fetch_t *f, const void *p, size_t n)
         for (fetch_waiter_t *w = f->waiters; w; w = w->next)
             if (!w->redispatch && w->off < min)
                 min = w->off;
-        pause = f->avail - min > FETCH_PASS_WINDOW;
+        if (f->avail - min > FETCH_PASS_WINDOW)
+            rc = FETCH_PAUSE;
     }
     wake_all(f);
+out:
     pthread_mutex_unlock(&f->mu);
-    return pause;
+    return rc;
 }
 
 void fetch_finish(fetch_t *f, int err, const char *msg)
@@ -438,6 +487,8 @@ unsigned fetch_read(fetch_t *f, fetch_waiter_t *w, fetch_view_t *v, uv_buf_t *io
     v->request_time = f->request_time;
     v->response_time = f->response_time;
     v->owner_data = f->owner_data;
+    v->interim = f->interim;
+    v->n_interim = f->n_interim;
     uint64_t pos = f->base;
     for (fchunk_t *c = f->head; c && k < max_iov; c = c->next) {
         if (w->off < pos + c->len) {

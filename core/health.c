@@ -52,7 +52,7 @@ static void on_done(void *ctx, int err, const char *msg)
                  ch == POOL_CHANGE_UP ? "back" : "down", ok ? "ok" : err ? msg : "bad status");
 }
 
-static const upstream_cbs_t cbs = { on_headers, on_body, on_done };
+static const upstream_cbs_t cbs = { .on_headers = on_headers, .on_body = on_body, .on_done = on_done };
 
 static void on_tick(uv_timer_t *t)
 {

@@ -28,6 +28,7 @@ const char *http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -236,6 +237,19 @@ void http_resp_start(http_conn_t *c, int status, const char *reason)
     c->head_pending = false;
     c->resp_chunked = false;
     c->resp_close = false;
+}
+
+int http_resp_interim(http_conn_t *c, int status, const char *block, size_t len)
+{
+    http_req_t *r = &c->req;
+    if (status < 100 || status > 199 || status == 101 || c->state != CONN_HANDLING || c->finished ||
+        c->head_started || c->resp_bytes || r->http_major != 1 || r->http_minor < 1)
+        return -1;
+    char line[64];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+    uv_buf_t b[3] = { uv_buf_init(line, (unsigned)n), uv_buf_init((char *)block, (unsigned)len),
+                      uv_buf_init((char *)"\r\n", 2) };
+    return conn_send(c, b, 3, -1, NULL, NULL);
 }
 
 void http_resp_header(http_conn_t *c, const char *name, const char *value, size_t vlen)

@@ -97,6 +97,7 @@ typedef struct preq {
     fetch_waiter_t waiter;
     bool collapsed;            /* joined a fetch another request started */
     bool head_sent;
+    unsigned interims_seen;    /* interim responses of f already relayed (or skipped) */
 } preq_t;
 
 /* What the owner of a fetch works out from the response head, once, for

@@ -303,18 +303,36 @@ static int on_body(void *ctx, const char *p, size_t n)
         j->storing = false;
         fetch_stop_storing(j->f);
     }
-    bool pause = fetch_append(j->f, p, n);
+    int rc = fetch_append(j->f, p, n);
+    if (rc == FETCH_ENOMEM) {
+        /* The bytes are lost: fail the fetch (waiters see a truncated
+         * transfer, the connection closed) and store nothing. on_done then
+         * gets UPSTREAM_EABORT and neither retries nor commits. */
+        j->storing = false;
+        fetch_finish(j->f, UPSTREAM_EIO, "out of memory buffering the upstream response");
+        return -1;
+    }
     if (!j->storing && fetch_waiters(j->f) == 0)
         return -1; /* nobody is listening and nothing is stored: stop */
-    if (pause) {
+    if (rc == FETCH_PAUSE) {
         j->paused = true;
         return UPSTREAM_PAUSE;
     }
     return 0;
 }
 
+/* 103 Early Hints go to the waiters ahead of the final head (never stored). */
+static int on_interim(void *ctx, int status, const http_fields_t *hdrs)
+{
+    fjob_t *j = ctx;
+    if (status == 103)
+        fetch_add_interim(j->f, status, hdrs);
+    return 0;
+}
+
 static void on_done(void *ctx, int err, const char *msg);
-static const upstream_cbs_t job_cbs = { on_headers, on_body, on_done };
+static const upstream_cbs_t job_cbs = { .on_headers = on_headers, .on_body = on_body, .on_done = on_done,
+                                        .on_interim = on_interim };
 
 /* Send the request to the next target in next_target's order. */
 static bool send_upstream(fjob_t *j)

@@ -49,6 +49,7 @@ void stream_fill(preq_t *p)
     uint8_t key[16];
     preq_fetch_key(p, key);
     p->waiter.wake = on_wake;
+    p->interims_seen = 0;
     p->f = fetch_join(p->pw->px->fetches, key, &p->waiter, &created);
     if (!p->f) {
         preq_respond(p, 503, "no-memory", "out of memory\n");
@@ -66,6 +67,7 @@ void stream_private(preq_t *p, bool fill)
 {
     p->waiter.wake = on_wake;
     p->collapsed = false;
+    p->interims_seen = 0;
     p->f = fetch_new_private(&p->waiter);
     if (!p->f) {
         preq_respond(p, 503, "no-memory", "out of memory\n");
@@ -178,6 +180,30 @@ static void send_head(preq_t *p, const fetch_view_t *v)
     p->head_sent = true;
 }
 
+/* Pass on the interim responses (103 Early Hints) that arrived since the
+ * last look, before the final head: without hop-by-hop fields and
+ * Content-Length (RFC 9110 8.6). http_resp_interim sends them to
+ * HTTP/1.1 clients only. */
+static void relay_interim(preq_t *p, const fetch_view_t *v)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    for (unsigned i = p->interims_seen; i < v->n_interim && p->c; i++) {
+        const http_fields_t *h = &v->interim[i].hdrs;
+        buf_reset(&b);
+        for (size_t k = 0; k < h->n; k++) {
+            http_slice_t n = http_fields_name(h, k), val = http_fields_value(h, k);
+            if (policy_hop_by_hop(n.p, n.len) || policy_connection_listed(h, n.p, n.len) ||
+                http_name_eq(n, "content-length"))
+                continue;
+            buf_printf(&b, "%.*s: %.*s\r\n", (int)n.len, n.p, (int)val.len, val.p);
+        }
+        http_resp_interim(p->c, v->interim[i].status, b.data, b.len);
+    }
+    p->interims_seen = v->n_interim;
+    buf_free(&b);
+}
+
 static void fail(preq_t *p, const fetch_view_t *v)
 {
     if (p->head_sent) {
@@ -237,6 +263,11 @@ static void pump(void *arg)
         fetch_view_t v;
         uv_buf_t iov[READ_IOV];
         unsigned n = fetch_read(p->f, &p->waiter, &v, iov, READ_IOV);
+        if (!p->head_sent && v.n_interim > p->interims_seen) {
+            relay_interim(p, &v);
+            if (!p->c || !p->f)
+                break; /* the connection died while writing */
+        }
         if (v.state == FETCH_PENDING)
             break;
         if (!p->head_sent) {

@@ -33,12 +33,15 @@ struct upstream_req {
     upstream_cbs_t cbs;
     void *ctx;
     http_fields_t resp_hdrs;
+    buf_t line;               /* the header line being cleaned */
     int status;
     size_t header_bytes;
     bool headers_done;
+    bool in_block;            /* the status line of the current block was seen */
     bool cancelled;
     bool paused;
     int abort_err;            /* why a callback aborted the transfer */
+    char abort_msg[160];      /* and in words (curl overwrites errbuf with its own) */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -189,6 +192,7 @@ static void req_unlink_free(upstream_req_t *r)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdr_list);
     http_fields_free(&r->resp_hdrs);
+    buf_free(&r->line);
     free(r->body);
     free(r);
 }
@@ -231,7 +235,9 @@ static void check_done(upstream_t *u)
         CURLcode rc = msg->data.result;
         if (!r->cancelled && r->cbs.on_done) {
             int err = map_error(r, rc);
-            const char *m = err == UPSTREAM_OK ? "ok" : r->errbuf[0] ? r->errbuf : upstream_strerror(err);
+            const char *m = err == UPSTREAM_OK ? "ok"
+                            : r->abort_err && r->abort_msg[0] ? r->abort_msg
+                            : r->errbuf[0] ? r->errbuf : upstream_strerror(err);
             r->cancelled = true; /* no callback after on_done */
             r->cbs.on_done(r->ctx, err, m);
         }
@@ -244,8 +250,58 @@ static void check_done(upstream_t *u)
     }
 }
 
+/* RFC 9110 5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Replace every control character but HTAB (CR, LF, NUL, 0x01-0x1F, DEL)
+ * with SP: RFC 9110 5.5 and RFC 9112 2.2 allow exactly this for CR, LF and
+ * NUL, and it keeps the others from reaching a client that would take them
+ * for line ends (a bare CR in "x\rX-Injected: yes" would otherwise start a
+ * header of its own downstream). */
+static void clean_value(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            p[i] = ' ';
+    }
+}
+
+static size_t header_fail(upstream_req_t *r, const char *msg)
+{
+    r->abort_err = UPSTREAM_EPROTO;
+    snprintf(r->abort_msg, sizeof r->abort_msg, "%s", msg);
+    return 0;
+}
+
+/* The end of a header block: an interim response (1xx) goes to on_interim,
+ * the final one to on_headers. */
+static size_t header_block_end(upstream_req_t *r, size_t n)
+{
+    int rc = 0;
+    r->in_block = false;
+    if (r->status < 200) {
+        if (r->status != 101 && r->cbs.on_interim)
+            rc = r->cbs.on_interim(r->ctx, r->status, &r->resp_hdrs);
+        http_fields_reset(&r->resp_hdrs);
+    } else {
+        r->headers_done = true;
+        rc = r->cbs.on_headers(r->ctx, r->status, &r->resp_hdrs);
+    }
+    if (rc < 0 || r->cancelled) {
+        r->abort_err = UPSTREAM_EABORT;
+        return 0;
+    }
+    return n;
+}
+
 /* Parse one header line from curl ("Name: value\r\n", a status line, or
- * the empty line ending a block). */
+ * the empty line ending a block), cleaning it as upstream.h says. */
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 {
     upstream_req_t *r = userdata;
@@ -257,14 +313,17 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     r->header_bytes += n;
     if (r->header_bytes > r->u->opts.max_header_size) {
         r->abort_err = UPSTREAM_EPROTO;
-        snprintf(r->errbuf, sizeof r->errbuf, "upstream response headers larger than %zu bytes",
+        snprintf(r->abort_msg, sizeof r->abort_msg, "upstream response headers larger than %zu bytes",
                  r->u->opts.max_header_size);
         return 0;
     }
     size_t len = n;
     while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         len--;
-    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+    if (!r->in_block && n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* A status line starts each block (interim or final); inside one,
+         * "HTTP/..." is a (malformed) field line like any other. */
+        r->in_block = true;
         const char *sp = memchr(data, ' ', len);
         r->status = sp ? atoi(sp + 1) : 0;
         http_fields_reset(&r->resp_hdrs);
@@ -274,38 +333,46 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         }
         return n;
     }
-    if (len == 0) {
-        if (r->status < 200)
-            return n; /* end of an interim (1xx) response */
-        r->headers_done = true;
-        int rc = r->cbs.on_headers(r->ctx, r->status, &r->resp_hdrs);
-        if (rc < 0 || r->cancelled) {
-            r->abort_err = UPSTREAM_EABORT;
-            return 0;
-        }
+    if (!r->in_block)
+        return header_fail(r, "upstream header line without a status line");
+    if (len == 0)
+        return header_block_end(r, n);
+    /* Work on a copy: curl's buffer is not ours to change. */
+    buf_reset(&r->line);
+    if (buf_append(&r->line, data, len))
+        return header_fail(r, "out of memory reading upstream headers");
+    char *s = r->line.data;
+    if (s[0] == ' ' || s[0] == '\t') {
+        /* obs-fold (RFC 9112 5.2): the line continues the previous field's
+         * value; the fold becomes one SP, so it can never start a field.
+         * A fold before any field is dropped unprocessed. */
+        clean_value(s, len);
+        http_slice_t t = http_trim((http_slice_t){ s, len });
+        if (!r->resp_hdrs.n || !t.len)
+            return n;
+        bool join = http_fields_value(&r->resp_hdrs, r->resp_hdrs.n - 1).len > 0;
+        if ((join && http_fields_extend_value(&r->resp_hdrs, " ", 1)) ||
+            http_fields_extend_value(&r->resp_hdrs, t.p, t.len))
+            return header_fail(r, "upstream response headers too large");
         return n;
     }
-    http_slice_t line = { data, len };
-    if (data[0] == ' ' || data[0] == '\t') {
-        /* obs-fold: the line continues the previous field's value. */
-        http_slice_t t = http_trim(line);
-        if (r->resp_hdrs.n && (http_fields_extend_value(&r->resp_hdrs, " ", 1) ||
-                               http_fields_extend_value(&r->resp_hdrs, t.p, t.len)))
-            return 0;
-        return n;
-    }
-    const char *colon = memchr(data, ':', len);
-    if (!colon || colon == data) {
-        r->abort_err = UPSTREAM_EPROTO;
-        snprintf(r->errbuf, sizeof r->errbuf, "malformed upstream header line");
-        return 0;
-    }
-    http_slice_t name = { data, (size_t)(colon - data) };
-    http_slice_t value = http_trim((http_slice_t){ colon + 1, len - (size_t)(colon - data) - 1 });
-    if (http_fields_add(&r->resp_hdrs, name.p, name.len, value.p, value.len)) {
-        r->abort_err = UPSTREAM_EPROTO;
-        return 0;
-    }
+    const char *colon = memchr(s, ':', len);
+    if (!colon)
+        return header_fail(r, "malformed upstream header line");
+    size_t nlen = (size_t)(colon - s);
+    while (nlen && (s[nlen - 1] == ' ' || s[nlen - 1] == '\t'))
+        nlen--; /* RFC 9112 5.1: a proxy removes whitespace before the colon */
+    for (size_t i = 0; i < nlen; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            nlen = 0;
+    if (nlen == 0)
+        return header_fail(r, "invalid upstream header field name");
+    char *v = s + (colon - s) + 1;
+    size_t vlen = len - (size_t)(v - s);
+    clean_value(v, vlen);
+    http_slice_t value = http_trim((http_slice_t){ v, vlen });
+    if (http_fields_add(&r->resp_hdrs, s, nlen, value.p, value.len))
+        return header_fail(r, "upstream response headers too large");
     return n;
 }
 
@@ -381,6 +448,7 @@ upstream_req_t *upstream_start(upstream_t *u, const char *method, const char *ur
     r->cbs = *cbs;
     r->ctx = ctx;
     http_fields_init(&r->resp_hdrs, u->opts.max_header_size);
+    buf_init(&r->line, 0);
     r->easy = curl_easy_init();
     if (!r->easy)
         goto fail;
@@ -436,6 +504,7 @@ fail:
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdr_list);
     http_fields_free(&r->resp_hdrs);
+    buf_free(&r->line);
     free(r->body);
     free(r);
     return NULL;

@@ -31,6 +31,12 @@
 #include "worker.h"
 
 #define FETCH_PASS_WINDOW (4u * 1024 * 1024)
+/* Interim responses (103 Early Hints) kept for waiters; later ones are dropped. */
+#define FETCH_MAX_INTERIM 4
+
+/* fetch_append results. */
+#define FETCH_PAUSE 1          /* appended; the owner should pause the upstream */
+#define FETCH_ENOMEM (-1)      /* out of memory: nothing appended */
 
 typedef struct fetch fetch_t;
 typedef struct fetch_table fetch_table_t;
@@ -55,6 +61,13 @@ struct fetch_waiter {
     bool redispatch;
 };
 
+/* An interim response passed on to waiters before the final head: the
+ * status and the upstream's fields as received (hop-by-hop included). */
+typedef struct fetch_interim {
+    int status;
+    http_fields_t hdrs;
+} fetch_interim_t;
+
 /* What a waiter sees: a consistent snapshot taken under the fetch's lock.
  * hdrs / req_hdrs are immutable once state >= FETCH_HEADERS and stay valid
  * while the caller holds its reference to the fetch. */
@@ -71,6 +84,11 @@ typedef struct fetch_view {
     const char *errmsg;
     int64_t request_time, response_time;
     const void *owner_data;          /* the owner's per-response data (fetch_set_headers) */
+    /* Interim responses so far, in order: entries never change once added
+     * and stay valid while the caller holds its reference to the fetch. A
+     * waiter relays those past the count it already sent. */
+    const fetch_interim_t *interim;
+    unsigned n_interim;
 } fetch_view_t;
 
 /* Table of in-flight fetches shared by all workers. */
@@ -109,9 +127,16 @@ void fetch_set_headers(fetch_t *f, int status, http_fields_t *hdrs, int64_t cont
 /* Stop keeping chunks for storage (the body grew past the object limit);
  * also unpublishes: a newcomer could not read from the start. */
 void fetch_stop_storing(fetch_t *f);
-/* Append body bytes. Returns true when the owner should pause the upstream
- * (not storing, and the slowest waiter is a window behind). */
-bool fetch_append(fetch_t *f, const void *p, size_t n);
+/* Pass an interim response (hdrs is copied) to the waiters: only before
+ * fetch_set_headers, and only the first FETCH_MAX_INTERIM. Never stored.
+ * Returns 0, or -1 when it was dropped (too late, too many, no memory). */
+int fetch_add_interim(fetch_t *f, int status, const http_fields_t *hdrs);
+/* Append body bytes: all n of them, or none. Returns 0; FETCH_PAUSE when
+ * the owner should pause the upstream (not storing, and the slowest waiter
+ * is a window behind); FETCH_ENOMEM when memory ran out: nothing of p was
+ * appended, and the owner must fail the fetch (fetch_finish with an error)
+ * and not store it, since its body would be short. */
+int fetch_append(fetch_t *f, const void *p, size_t n);
 /* End: err 0 = complete, else failed with msg. */
 void fetch_finish(fetch_t *f, int err, const char *msg);
 /* Remove from the table: later requests will not join. Idempotent. */
@@ -127,6 +152,11 @@ void fetch_clear_resume(fetch_t *f);
 /* Copy body bytes [off, off+n) (all appended, fetch complete) into dst.
  * Any thread; used by the store writer. */
 void fetch_copy_body(fetch_t *f, uint64_t off, void *dst, size_t n);
+
+/* For tests only: the allocator of body chunks, malloc unless a test
+ * points it at one that fails, to reach fetch_append's out-of-memory path.
+ * Not synchronised: set it only while no fetch is being appended to. */
+extern void *(*fetch_test_chunk_alloc)(size_t size);
 
 /* --- waiter side (the waiter's worker thread) --- */
 

@@ -91,6 +91,13 @@ buf_t *http_resp_head(http_conn_t *c);
  * 1xx/204/304. Date is the producer's (http_resp_simple adds one).
  * The head is sent with the first body write or at finish. */
 void http_resp_end_head(http_conn_t *c, int64_t content_length);
+/* Send an interim response (1xx but 101) ahead of the final one: status
+ * line, the pre-formatted header lines block[0, len) ("Name: v\r\n"...;
+ * the caller leaves out hop-by-hop fields) and the empty line. Only to
+ * HTTP/1.1 clients (RFC 9110 15.2) and only before the final head was
+ * started; returns -1 (nothing sent) otherwise, or when the connection is
+ * going away. */
+int http_resp_interim(http_conn_t *c, int status, const char *block, size_t len);
 /* Write body bytes. If release is NULL the bytes are copied when they
  * cannot be written at once; otherwise they must stay valid until
  * release(arg) is called (also called if the connection dies). Returns 0,

@@ -30,9 +30,22 @@ enum {
  * The bytes of the call that returned it were consumed. */
 #define UPSTREAM_PAUSE 1
 
+/* Header hygiene (RFC 9110 5.5, RFC 9112 2.2, 5.1, 5.2), applied to every
+ * upstream header block, interim ones included, before any callback sees
+ * it: so neither clients nor stored objects ever get what follows.
+ *   - In values, CR, LF, NUL and every other control character (0x00-0x1F
+ *     but HTAB, and 0x7F) is replaced with SP, then the value is trimmed.
+ *     (libcurl itself refuses a NUL anywhere in a header: UPSTREAM_EPROTO.)
+ *   - An obs-fold line (starting with SP/HTAB) continues the previous value,
+ *     joined with one SP; one before the first field is dropped.
+ *   - Whitespace between a field name and its colon is removed; a name
+ *     that is then empty or not a token fails the response (UPSTREAM_EPROTO,
+ *     a 502 to clients): there is no safe way to pass such a field on. So
+ *     does a line without a colon, "HTTP/..." in the middle of a block
+ *     included. */
 typedef struct upstream_cbs {
     /* The final response's status and headers (hop-by-hop fields included;
-     * obs-fold joined). hdrs is valid during the call only. Return 0, or -1
+     * cleaned as above). hdrs is valid during the call only. Return 0, or -1
      * to abort (on_done then reports UPSTREAM_EABORT). */
     int (*on_headers)(void *ctx, int status, const http_fields_t *hdrs);
     /* Body bytes, de-chunked. Return 0, UPSTREAM_PAUSE, or -1 to abort. */
@@ -40,6 +53,10 @@ typedef struct upstream_cbs {
     /* The end: err is UPSTREAM_OK or a negative code; msg describes it.
      * The request is freed after this returns. */
     void (*on_done)(void *ctx, int err, const char *msg);
+    /* An interim (1xx) response before the final one, e.g. 103 Early Hints;
+     * 101 is never reported. May be NULL (interim responses are skipped).
+     * Same contract as on_headers; may be called several times. */
+    int (*on_interim)(void *ctx, int status, const http_fields_t *hdrs);
 } upstream_cbs_t;
 
 typedef struct upstream_opts {

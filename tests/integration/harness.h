@@ -113,6 +113,32 @@ void th_close(th_conn_t *c);
  * NULL only when the connection could not be made. */
 th_resp_t *th_raw(const char *addr, const void *bytes, size_t len, int timeout_ms);
 
+/* --- raw origin (harness_raw.c) --- */
+
+/* A tiny origin for responses bin/origin would never send (bare CR, NUL,
+ * obs-fold, interim responses): a thread on 127.0.0.1:0 that answers each
+ * of up to max_conns connections by reading one request (up to its blank
+ * line), writing reply[0, len) as is (copied) and closing. After max_conns
+ * connections it closes its listener, so further requests fail fast. Every
+ * wait is bounded (TH_TIMEOUT_MS); the thread ends by itself when done or
+ * idle that long. Fails the test if it cannot start. */
+typedef struct th_raw_origin th_raw_origin_t;
+th_raw_origin_t *th_raw_origin_start(const void *reply, size_t len, int max_conns);
+/* The same, but each reply stops after its first hold_at bytes until
+ * th_raw_origin_release (bounded wait), e.g. between an interim response
+ * and the final one. */
+th_raw_origin_t *th_raw_origin_start_held(const void *reply, size_t len, size_t hold_at, int max_conns);
+/* Let one held reply go on (a release before the hold is kept for it). */
+void th_raw_origin_release(th_raw_origin_t *o);
+/* "127.0.0.1:PORT"; valid until th_raw_origin_stop. */
+const char *th_raw_origin_addr(const th_raw_origin_t *o);
+/* Connections accepted so far (counted before the reply is written, so a
+ * client that has its answer sees it counted). */
+int th_raw_origin_conns(th_raw_origin_t *o);
+/* Stop the thread, join it and free o (NULL is fine). Origins a test
+ * leaves running are stopped when the test process exits. */
+void th_raw_origin_stop(th_raw_origin_t *o);
+
 /* --- origin and bodies --- */
 
 /* Requests the origin counted for path (query excluded), or -1 on error. */
