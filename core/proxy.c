@@ -1,7 +1,7 @@
-/* proxy: engine set-up, worker hooks, and the front of the request path:
- * control paths, the [rule] and cache key, then the store (proxy_lookup.c)
- * or upstream (proxy_stream.c, proxy_job.c). */
-#include "proxy_internal.h"
+/* proxy: engine set-up and the worker hooks: every worker gets its HTTP
+ * server (whose requests preq.c runs), upstream client and store reader;
+ * the node gets its store, collapsing table, pools and policy options. */
+#include "proxy_state.h"
 
 #include <ctype.h>
 #include <llhttp.h>
@@ -12,239 +12,15 @@
 #include "hash.h"
 #include "log.h"
 #include "policy_key.h"
+#include "job.h"
 #include "policy_vary.h"
+#include "preq.h"
 
 #define TICK_MS 100
 
 int64_t proxy_now(void)
 {
     return (int64_t)time(NULL);
-}
-
-void preq_ref(preq_t *p)
-{
-    atomic_fetch_add(&p->refs, 1);
-}
-
-void stored_free(stored_t *s)
-{
-    if (!s)
-        return;
-    free(s->meta);
-    free(s);
-}
-
-void preq_unref(preq_t *p)
-{
-    if (atomic_fetch_sub(&p->refs, 1) != 1)
-        return;
-    buf_free(&p->key);
-    stored_free(p->stored);
-    serve_plan_free(p->plan);
-    free(p);
-}
-
-void preq_fetch_key(const preq_t *p, uint8_t out[16])
-{
-    if (!p->variant) {
-        memcpy(out, p->hash, 16);
-        return;
-    }
-    /* One URL's variants collapse separately. */
-    uint8_t in[24];
-    memcpy(in, p->hash, 16);
-    memcpy(in + 16, &p->variant, 8);
-    hash_cache_key(in, sizeof in, out);
-}
-
-void preq_end(preq_t *p)
-{
-    if (!p->c)
-        return;
-    if (p->f) {
-        fetch_detach(p->f, &p->waiter);
-        fetch_unref(p->f);
-        p->f = NULL;
-    }
-    p->c = NULL;
-    p->req = NULL;
-    preq_unref(p);
-}
-
-void preq_finish(preq_t *p)
-{
-    http_conn_t *c = p->c;
-    if (!c)
-        return;
-    preq_ref(p);
-    preq_end(p);
-    http_resp_finish(c); /* may start the connection's next request */
-    preq_unref(p);
-}
-
-static void on_abort(void *arg)
-{
-    preq_end(arg);
-}
-
-void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params)
-{
-    buf_puts(h, "Cache-Status: ");
-    if (cslen) {
-        buf_append(h, cs, cslen);
-        buf_append(h, ", ", 2);
-    }
-    buf_puts(h, p->pw->px->cfg->name);
-    buf_puts(h, params);
-    buf_append(h, "\r\n", 2);
-}
-
-void preq_respond(preq_t *p, int status, const char *detail, const char *body)
-{
-    http_conn_t *c = p->c;
-    if (!c)
-        return;
-    buf_t extra;
-    buf_init(&extra, 0);
-    char params[160];
-    if (detail)
-        snprintf(params, sizeof params, "; fwd=%s; detail=%s", p->fwd ? p->fwd : "bypass", detail);
-    else
-        snprintf(params, sizeof params, "; fwd=%s", p->fwd ? p->fwd : "bypass");
-    preq_cache_status(p, &extra, NULL, 0, params);
-    buf_printf(&extra, "Via: %s\r\n", p->pw->px->via);
-    http_conn_set_log_tag(c, "error");
-    preq_ref(p); /* http_resp_simple may end the connection (and p's reference) */
-    http_resp_simple(c, status, extra.data, "text/plain", body, strlen(body));
-    buf_free(&extra);
-    preq_end(p);
-    preq_unref(p);
-}
-
-/* GET /.cdn/health and friends. Returns true when handled. */
-static bool control(preq_t *p)
-{
-    http_req_t *r = p->req;
-    if (r->path_len < 6 || memcmp(r->target, "/.cdn/", 6) != 0)
-        return false;
-    p->fwd = NULL;
-    http_conn_set_log_tag(p->c, "control");
-    if (r->path_len == 12 && memcmp(r->target, "/.cdn/health", 12) == 0) {
-        http_resp_simple(p->c, 200, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
-    } else {
-        http_resp_simple(p->c, 404, "Cache-Control: no-store\r\n", "text/plain", "unknown control path\n", 21);
-    }
-    preq_end(p);
-    return true;
-}
-
-/* Did this request already pass through this node? (a shield whose
- * origin points back at an edge, say): answering 508 beats looping. */
-static bool via_loop(const preq_t *p)
-{
-    const proxy_t *px = p->pw->px;
-    for (size_t i = 0; i < p->req->hdrs.n; i++) {
-        if (!http_name_eq(http_fields_name(&p->req->hdrs, i), "via"))
-            continue;
-        size_t pos = 0;
-        http_slice_t item;
-        while (http_list_next(http_fields_value(&p->req->hdrs, i), &pos, &item)) {
-            /* "1.1 NAME" possibly followed by a comment */
-            if (item.len >= px->via_len && memcmp(item.p, px->via, px->via_len) == 0 &&
-                (item.len == px->via_len || item.p[px->via_len] == ' '))
-                return true;
-        }
-    }
-    return false;
-}
-
-/* The [rule] of the request (matched on the normalised host and path of
- * its default key) and its cache key under that rule's query policy. */
-static int route(preq_t *p)
-{
-    proxy_t *px = p->pw->px;
-    const config_t *cfg = px->cfg;
-    http_req_t *req = p->req;
-    http_slice_t host = { "", 0 };
-    http_fields_get(&req->hdrs, "host", &host);
-    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
-    if (rc)
-        return rc;
-    const policy_rule_t *r = config_rule_for_key(cfg, p->key.data, p->key.len);
-    size_t i = r ? (size_t)(r - cfg->rules) : cfg->nrules;
-    p->rule = r ? r : &px->defaults;
-    p->popts = &px->opts[i];
-    if (p->rule->query != POLICY_QUERY_ALL) {
-        policy_key_opts_t ko;
-        policy_rule_key_opts(p->rule, &ko);
-        buf_reset(&p->key);
-        rc = policy_cache_key_opts(&p->key, &ko, "http", host.p, host.len, req->target, req->target_len);
-    }
-    return rc;
-}
-
-static void on_request(http_conn_t *c, http_req_t *req, void *ud)
-{
-    proxy_worker_t *pw = ud;
-    preq_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        http_resp_simple(c, 503, NULL, "text/plain", "out of memory\n", 14);
-        return;
-    }
-    atomic_init(&p->refs, 1);
-    p->pw = pw;
-    p->c = c;
-    p->req = req;
-    buf_init(&p->key, pw->px->cfg->max_uri_size + 512);
-    http_conn_on_abort(c, on_abort, p);
-    preq_ref(p); /* ours, for the rest of this function */
-    if (control(p))
-        goto out;
-    if (via_loop(p)) {
-        p->fwd = "bypass";
-        preq_respond(p, 508, "loop", "request loop: it already went through this node (Via)\n");
-        goto out;
-    }
-    int rc = route(p);
-    if (rc) {
-        p->fwd = "bypass";
-        preq_respond(p, rc == -E2BIG ? 414 : 400, "bad-target", "invalid request target\n");
-        goto out;
-    }
-    hash_cache_key(p->key.data, p->key.len, p->hash);
-    policy_req_parse(&p->pol, req->method, &req->hdrs);
-    bool cacheable = req->method == HTTP_GET || req->method == HTTP_HEAD;
-    if (cacheable && policy_rule_bypass(p->rule, &req->hdrs)) {
-        p->fwd = "bypass"; /* a rule sends requests with cookies straight upstream */
-        stream_private(p, false);
-        goto out;
-    }
-    if (cacheable && (p->pol.flags & (POLICY_REQ_IF_MATCH | POLICY_REQ_IF_UNMODIFIED_SINCE))) {
-        p->fwd = "request"; /* preconditions on the origin's state: the origin decides */
-        stream_private(p, false);
-        goto out;
-    }
-    if (!cacheable) {
-        p->fwd = "method";
-        stream_private(p, false);
-        goto out;
-    }
-    switch (lookup_and_serve(p)) {
-    case LOOKUP_SERVED:
-    case LOOKUP_SERVED_STALE:
-        break;
-    case LOOKUP_REVALIDATE:
-    case LOOKUP_MISS:
-        if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED)
-            preq_respond(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
-        else if (strcmp(p->fwd, "request") == 0)
-            stream_private(p, true); /* the client asked for validation: not a collapsed answer */
-        else
-            stream_fill(p);
-        break;
-    }
-out:
-    preq_unref(p);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -265,7 +41,7 @@ static void *w_init(worker_t *w, void *ud)
     http_server_opts_t so;
     http_server_opts_from_config(&so, cfg);
     so.error_headers = px->error_headers;
-    so.on_request = on_request;
+    so.on_request = preq_on_request;
     so.ud = pw;
     upstream_opts_t uo = {
         .connect_timeout_ms = cfg->origin_connect_timeout_ms,
@@ -331,6 +107,7 @@ static void w_fini(worker_t *w, void *state, void *ud)
     health_free(pw->health);
     upstream_free(pw->up);
     http_server_free(pw->srv);
+    preq_free_spares(pw);
     free(pw);
 }
 

@@ -1,4 +1,4 @@
-/* proxy_lookup: find the stored object for a request and decide what its
+/* lookup: find the stored object for a request and decide what its
  * freshness allows: serve it, serve it stale while a background fetch
  * revalidates it, or go upstream (with its validators, and with it as the
  * answer of last resort under stale-if-error).
@@ -8,19 +8,45 @@
  * the variant record. Every record carries its full URL and variants
  * their full secondary key, compared on each lookup: a hash collision
  * costs a miss, never a wrong response. */
-#include "proxy_internal.h"
+#include "lookup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "policy_vary.h"
+#include "preq.h"
+#include "serve.h"
+#include "stream.h"
 
 /* Get key's record and check it is this URL's; false otherwise. */
 static bool get_record(preq_t *p, const store_key_t *k, store_obj_t *obj, object_meta_t *m)
 {
     return store_get(p->pw->rd, k, obj) == STORE_OK && obj->url_len == p->key.len &&
            memcmp(obj->url, p->key.data, obj->url_len) == 0 && object_meta_decode(obj->meta, obj->meta_len, m) == 0;
+}
+
+void lookup_stored_free(stored_t *s)
+{
+    if (!s)
+        return;
+    free(s->meta);
+    free(s);
+}
+
+stored_t *lookup_stored_dup(const stored_t *src)
+{
+    stored_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->meta = malloc(src->meta_len + 1))) {
+        free(s);
+        return NULL;
+    }
+    memcpy(s->meta, src->meta, src->meta_len);
+    s->meta_len = src->meta_len;
+    s->key = src->key;
+    s->object_id = src->object_id;
+    s->body_len = src->body_len;
+    return s;
 }
 
 static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
@@ -41,7 +67,7 @@ static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
     return s;
 }
 
-lookup_result_t lookup_and_serve(preq_t *p)
+lookup_result_t lookup_serve(preq_t *p)
 {
     store_reader_t *rd = p->pw->rd;
     store_obj_t obj;

@@ -1,4 +1,4 @@
-/* proxy_serve: answer a request from a stored object.
+/* serve: answer a request from a stored object.
  *
  * The answer is a plan of segments (literal text and byte ranges of the
  * stored body) worked out inside the read transaction that found the
@@ -10,7 +10,7 @@
  * slow client never pins pages; if the object is replaced or evicted
  * mid-way its old chunks are gone and the connection is closed, which the
  * client can tell from a complete response (Content-Length). */
-#include "proxy_internal.h"
+#include "serve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy_cond.h"
 #include "policy_range.h"
+#include "preq.h"
 
 #define PLAN_SEGS (2 * POLICY_RANGE_MAX + 2)
 
@@ -71,6 +72,7 @@ static void put_block(buf_t *h, const char *block, size_t len, int mode)
 static void put_head(preq_t *p, int status, const object_meta_t *m, int mode, const char *params, int64_t age)
 {
     http_conn_t *c = p->c;
+    preq_set_state(p, PREQ_DELIVER);
     http_resp_start(c, status, NULL);
     buf_t *h = http_resp_head(c);
     put_block(h, m->block, m->block_len, mode);

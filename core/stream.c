@@ -1,4 +1,4 @@
-/* proxy_stream: a client request waiting on a fetch (its own or one it
+/* stream: a client request waiting on a fetch (its own or one it
  * joined) and the streaming of that fetch's response to it.
  *
  * The fetch wakes the waiter from whichever thread drives it; the wake-up
@@ -7,7 +7,7 @@
  * A fetch that revalidated a stored object (304) is answered from the
  * store with the new headers; a failed one falls back on the stored
  * object where stale-if-error allows. */
-#include "proxy_internal.h"
+#include "stream.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -15,7 +15,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "job.h"
 #include "policy_vary.h"
+#include "preq.h"
+#include "serve.h"
 
 #define READ_IOV 16
 
@@ -58,7 +61,7 @@ void stream_fill(preq_t *p)
     p->collapsed = !created;
     http_conn_set_log_tag(p->c, created ? "miss" : "collapsed");
     if (created)
-        job_start(p, p->f, true, p->stored);
+        job_start(p, p->f, JOB_FILL, p->stored);
     else
         pump(p); /* the fetch may be well under way: catch up now */
 }
@@ -74,7 +77,7 @@ void stream_private(preq_t *p, bool fill)
         return;
     }
     http_conn_set_log_tag(p->c, fill ? "miss" : "pass");
-    job_start(p, p->f, fill, fill ? p->stored : NULL);
+    job_start(p, p->f, fill ? JOB_FILL : JOB_FORWARD, fill ? p->stored : NULL);
 }
 
 void stream_background(preq_t *p)
@@ -84,7 +87,7 @@ void stream_background(preq_t *p)
     fetch_t *f = fetch_start_if_absent(p->pw->px->fetches, key);
     if (!f)
         return; /* a revalidation (or fill) of this object is already under way */
-    job_start(p, f, true, p->stored);
+    job_start(p, f, JOB_FILL, p->stored);
     fetch_unref(f);
 }
 
@@ -121,7 +124,7 @@ static void serve_validated(preq_t *p, const resp_info_t *ri)
             return;
     }
     /* The object went away meanwhile: fetch it whole. */
-    stored_free(p->stored);
+    lookup_stored_free(p->stored);
     p->stored = NULL;
     stream_private(p, true);
 }
@@ -154,6 +157,7 @@ static void send_head(preq_t *p, const fetch_view_t *v)
 {
     const resp_info_t *ri = v->owner_data;
     http_conn_t *c = p->c;
+    preq_set_state(p, PREQ_DELIVER);
     http_resp_start(c, v->status, NULL);
     http_resp_header_block(c, ri->data, ri->block_len);
     if (!p->collapsed && ri->own_len)
@@ -177,7 +181,6 @@ static void send_head(preq_t *p, const fetch_view_t *v)
     if (len < 0 && v->state == FETCH_DONE)
         len = (int64_t)v->avail;
     http_resp_end_head(c, len);
-    p->head_sent = true;
 }
 
 /* Pass on the interim responses (103 Early Hints) that arrived since the
@@ -206,7 +209,7 @@ static void relay_interim(preq_t *p, const fetch_view_t *v)
 
 static void fail(preq_t *p, const fetch_view_t *v)
 {
-    if (p->head_sent) {
+    if (p->state == PREQ_DELIVER) {
         /* Part of the body is out: all we can do is close, so the client
          * sees the response is incomplete. */
         http_conn_t *c = p->c;
@@ -263,14 +266,14 @@ static void pump(void *arg)
         fetch_view_t v;
         uv_buf_t iov[READ_IOV];
         unsigned n = fetch_read(p->f, &p->waiter, &v, iov, READ_IOV);
-        if (!p->head_sent && v.n_interim > p->interims_seen) {
+        if (p->state != PREQ_DELIVER && v.n_interim > p->interims_seen) {
             relay_interim(p, &v);
             if (!p->c || !p->f)
                 break; /* the connection died while writing */
         }
         if (v.state == FETCH_PENDING)
             break;
-        if (!p->head_sent) {
+        if (p->state != PREQ_DELIVER) {
             if (answer_otherwise(p, &v))
                 break;
             if (p->req->is_head && v.content_length < 0 && v.state != FETCH_DONE)

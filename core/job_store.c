@@ -1,4 +1,4 @@
-/* proxy_store: the storing side of a fetch: what of a response head
+/* job_store: the storing side of a fetch job: what of a response head
  * clients see and what is kept (proxy rules applied), the metadata of the
  * stored object, Vary variants side by side, the header update a 304
  * makes (RFC 9111 3.2, 4.3.4), and invalidation after unsafe methods
@@ -8,13 +8,14 @@
  * operation commits (so no request in that window fetches again); the
  * store's completion runs on its writer thread and is posted back to the
  * fetch's owner to unpublish it. */
-#include "proxy_internal.h"
+#include "job_store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 #include "log.h"
+#include "object_meta.h"
 #include "policy_date.h"
 #include "policy_key.h"
 #include "policy_rules.h"
@@ -96,13 +97,13 @@ static int encode_object(buf_t *out, int status, const policy_entry_t *e, const 
     return object_meta_encode(out, &m);
 }
 
-resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now)
+resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now)
 {
     const proxy_t *px = j->px;
     policy_resp_t r;
     policy_resp_parse(&r, status, hdrs, j->popts);
     const char *why = NULL;
-    bool storable = j->fill && policy_rule_storable(j->rule, &j->pol, &r, j->popts, &why);
+    bool storable = j->kind == JOB_FILL && policy_rule_storable(j->rule, &j->pol, &r, j->popts, &why);
     if (storable && j->validate && status >= 500) {
         /* An error answering a revalidation never replaces the good object
          * (it may yet be served under stale-if-error). */
@@ -156,12 +157,10 @@ resp_info_t *store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_
         ri->stored = storable;
         ri->detail = why;
     }
-    j->storing = storable && ri;
     buf_reset(&j->meta);
-    if (j->storing) {
-        if (encode_object(&j->meta, status, &e, &block, &hidden, cs, (http_slice_t){ skey.data, skey.len }))
-            j->storing = ri->stored = false;
-    }
+    if (ri && ri->stored &&
+        encode_object(&j->meta, status, &e, &block, &hidden, cs, (http_slice_t){ skey.data, skey.len }))
+        ri->stored = false;
     buf_free(&skey);
     buf_free(&block);
     buf_free(&hidden);
@@ -196,7 +195,7 @@ static void store_body(void *ctx, uint64_t off, void *dst, size_t len)
     fetch_copy_body(j->f, off, dst, len);
 }
 
-bool store_commit(fjob_t *j)
+bool job_store_commit(fjob_t *j)
 {
     store_t *st = j->px->store;
     store_put_t sp = {
@@ -233,13 +232,13 @@ bool store_commit(fjob_t *j)
     return store_put(st, &sp) == STORE_OK; /* our reference passes to the operation */
 }
 
-int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
+job_store_304_t job_store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
 {
     const proxy_t *px = j->px;
     object_meta_t sm;
     http_fields_t sf, merged;
     buf_t block, hidden, meta;
-    int rc = -1;
+    job_store_304_t rc = JOB_STORE_304_FAILED;
     http_fields_init(&sf, 0);
     http_fields_init(&merged, 0);
     buf_init(&block, 0);
@@ -249,8 +248,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
         object_meta_fields(&sf, sm.block, sm.block_len) || object_meta_fields(&sf, sm.hidden, sm.hidden_len))
         goto out;
     if (!policy_304_matches(&sf, hdrs, 1)) {
-        j->restart = true; /* not about our object: fetch it whole once this ends */
-        rc = 0;
+        rc = JOB_STORE_304_FOREIGN; /* not about our object: fetch it whole once this ends */
         goto out;
     }
     if (policy_update_fields(&merged, &sf, hdrs))
@@ -283,9 +281,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
     if (storable) {
         job_ref(j);
         if (store_update_meta(px->store, &j->validate->key, j->validate->object_id, meta.data, meta.len,
-                              on_store_done, j) == STORE_OK)
-            j->updating = true;
-        else
+                              on_store_done, j) != STORE_OK)
             job_unref(j);
     } else {
         /* Validated for these waiters, but the new headers forbid keeping it. */
@@ -296,7 +292,7 @@ int store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
     http_fields_copy(&copy, hdrs);
     job_publish(j, 304, &copy, 0, now, ri);
     http_fields_free(&copy);
-    rc = 0;
+    rc = JOB_STORE_304_UPDATED;
 out:
     http_fields_free(&sf);
     http_fields_free(&merged);
@@ -346,7 +342,7 @@ static bool same_origin_hash(const fjob_t *j, http_slice_t v, uint8_t out[16])
     return ok;
 }
 
-bool store_invalidate(fjob_t *j, const http_fields_t *hdrs)
+bool job_store_invalidate(fjob_t *j, const http_fields_t *hdrs)
 {
     uint8_t hashes[3][16];
     int n = 0;

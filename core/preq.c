@@ -1,0 +1,405 @@
+/* preq: a client request's trip through the node, as steps (see
+ * include/preq.h and the diagram in docs/ARCHITECTURE.md).
+ *
+ *   RECV -> LIMIT -> LOOKUP -> (hit) DELIVER -> DONE
+ *                          \-> MISS | VALIDATE -> FETCH -> DELIVER -> DONE
+ *                 \-> PASS -----------------------^
+ *   any step -> SYNTH -> DONE (a generated answer)
+ *
+ * The synchronous steps are functions in one table, run by preq_run until
+ * a step hands the request to an event (a fetch, a streaming body). Request
+ * objects are reused per worker: a cache hit allocates nothing. */
+#include "preq.h"
+
+#include <assert.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "log.h"
+#include "policy_key.h"
+#include "serve.h"
+#include "stream.h"
+
+/* Spare request objects kept per worker: enough for a burst of
+ * keep-alive hits, small enough not to hold memory after one. */
+#define PREQ_SPARES 256
+
+#define B(s) (1u << (s))
+/* The legal transitions, in one place. Any state may end (DONE): the
+ * connection can die under it. */
+static const uint32_t preq_next[PREQ_STATE_COUNT] = {
+    [PREQ_RECV] = B(PREQ_LIMIT) | B(PREQ_SYNTH),
+    [PREQ_LIMIT] = B(PREQ_LOOKUP) | B(PREQ_PASS) | B(PREQ_SYNTH),
+    [PREQ_LOOKUP] = B(PREQ_DELIVER) | B(PREQ_MISS) | B(PREQ_VALIDATE) | B(PREQ_SYNTH),
+    [PREQ_MISS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
+    [PREQ_VALIDATE] = B(PREQ_FETCH) | B(PREQ_SYNTH),
+    [PREQ_PASS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
+    [PREQ_SYNTH] = 0,
+    [PREQ_FETCH] = B(PREQ_DELIVER),
+    [PREQ_DELIVER] = 0,
+    [PREQ_DONE] = 0,
+};
+
+static const char *const preq_names[PREQ_STATE_COUNT] = {
+    "recv", "limit", "lookup", "miss", "validate", "pass", "synth", "fetch", "deliver", "done",
+};
+
+const char *preq_state_name(preq_state_t s)
+{
+    return s < PREQ_STATE_COUNT ? preq_names[s] : "?";
+}
+
+void preq_set_state(preq_t *p, preq_state_t s)
+{
+    if (s == p->state)
+        return;
+    assert(s == PREQ_DONE || (preq_next[p->state] & B(s)));
+    p->state = s;
+}
+
+void preq_ref(preq_t *p)
+{
+    atomic_fetch_add(&p->refs, 1);
+}
+
+void preq_unref(preq_t *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    /* The last reference goes on the request's own worker (wake-ups are
+     * posted there), so its spare list needs no lock. */
+    lookup_stored_free(p->stored);
+    p->stored = NULL;
+    serve_plan_free(p->plan);
+    p->plan = NULL;
+    proxy_worker_t *pw = p->pw;
+    if (pw->n_free_reqs < PREQ_SPARES) {
+        p->next_free = pw->free_reqs;
+        pw->free_reqs = p;
+        pw->n_free_reqs++;
+        return;
+    }
+    buf_free(&p->key);
+    free(p);
+}
+
+void preq_free_spares(proxy_worker_t *pw)
+{
+    while (pw->free_reqs) {
+        preq_t *p = pw->free_reqs;
+        pw->free_reqs = p->next_free;
+        buf_free(&p->key);
+        free(p);
+    }
+    pw->n_free_reqs = 0;
+}
+
+/* A request object in its initial state, reused when one is spare. */
+static preq_t *preq_new(proxy_worker_t *pw)
+{
+    preq_t *p = pw->free_reqs;
+    buf_t key;
+    if (p) {
+        pw->free_reqs = p->next_free;
+        pw->n_free_reqs--;
+        key = p->key;
+        buf_reset(&key);
+    } else {
+        p = malloc(sizeof *p);
+        if (!p)
+            return NULL;
+        buf_init(&key, pw->px->cfg->max_uri_size + 512);
+    }
+    /* Only the fields a request reads before writing are set here: a
+     * full memset of the struct would cost more than the hit itself. */
+    atomic_init(&p->refs, 1);
+    p->state = PREQ_RECV;
+    p->pw = pw;
+    p->next_free = NULL;
+    p->key = key;
+    p->variant = 0;
+    p->fwd = NULL;
+    p->stored = NULL;
+    p->stale_if_error = false;
+    p->plan = NULL;
+    p->f = NULL;
+    memset(&p->waiter, 0, sizeof p->waiter);
+    p->collapsed = false;
+    p->interims_seen = 0;
+    return p;
+}
+
+void preq_fetch_key(const preq_t *p, uint8_t out[16])
+{
+    if (!p->variant) {
+        memcpy(out, p->hash, 16);
+        return;
+    }
+    /* One URL's variants collapse separately. */
+    uint8_t in[24];
+    memcpy(in, p->hash, 16);
+    memcpy(in + 16, &p->variant, 8);
+    hash_cache_key(in, sizeof in, out);
+}
+
+void preq_end(preq_t *p)
+{
+    if (!p->c)
+        return;
+    if (p->f) {
+        fetch_detach(p->f, &p->waiter);
+        fetch_unref(p->f);
+        p->f = NULL;
+    }
+    p->c = NULL;
+    p->req = NULL;
+    preq_set_state(p, PREQ_DONE);
+    preq_unref(p);
+}
+
+void preq_finish(preq_t *p)
+{
+    http_conn_t *c = p->c;
+    if (!c)
+        return;
+    preq_ref(p);
+    preq_end(p);
+    http_resp_finish(c); /* may start the connection's next request */
+    preq_unref(p);
+}
+
+static void on_abort(void *arg)
+{
+    preq_end(arg);
+}
+
+void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params)
+{
+    buf_puts(h, "Cache-Status: ");
+    if (cslen) {
+        buf_append(h, cs, cslen);
+        buf_append(h, ", ", 2);
+    }
+    buf_puts(h, p->pw->px->cfg->name);
+    buf_puts(h, params);
+    buf_append(h, "\r\n", 2);
+}
+
+void preq_respond(preq_t *p, int status, const char *detail, const char *body)
+{
+    http_conn_t *c = p->c;
+    if (!c)
+        return;
+    buf_t extra;
+    buf_init(&extra, 0);
+    char params[160];
+    if (detail)
+        snprintf(params, sizeof params, "; fwd=%s; detail=%s", p->fwd ? p->fwd : "bypass", detail);
+    else
+        snprintf(params, sizeof params, "; fwd=%s", p->fwd ? p->fwd : "bypass");
+    preq_cache_status(p, &extra, NULL, 0, params);
+    buf_printf(&extra, "Via: %s\r\n", p->pw->px->via);
+    http_conn_set_log_tag(c, "error");
+    preq_ref(p); /* http_resp_simple may end the connection (and p's reference) */
+    http_resp_simple(c, status, extra.data, "text/plain", body, strlen(body));
+    buf_free(&extra);
+    preq_end(p);
+    preq_unref(p);
+}
+
+/* Answer with a generated response from the next step. */
+static preq_state_t synth(preq_t *p, int status, const char *detail, const char *body)
+{
+    p->synth.status = status;
+    p->synth.detail = detail;
+    p->synth.body = body;
+    return PREQ_SYNTH;
+}
+
+/* GET /.cdn/health and friends. Returns true when handled. */
+static bool control(preq_t *p)
+{
+    http_req_t *r = p->req;
+    if (r->path_len < 6 || memcmp(r->target, "/.cdn/", 6) != 0)
+        return false;
+    http_conn_set_log_tag(p->c, "control");
+    if (r->path_len == 12 && memcmp(r->target, "/.cdn/health", 12) == 0) {
+        http_resp_simple(p->c, 200, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
+    } else {
+        http_resp_simple(p->c, 404, "Cache-Control: no-store\r\n", "text/plain", "unknown control path\n", 21);
+    }
+    preq_end(p);
+    return true;
+}
+
+/* Did this request already pass through this node? (a shield whose
+ * origin points back at an edge, say): answering 508 beats looping. */
+static bool via_loop(const preq_t *p)
+{
+    const proxy_t *px = p->pw->px;
+    for (size_t i = 0; i < p->req->hdrs.n; i++) {
+        if (!http_name_eq(http_fields_name(&p->req->hdrs, i), "via"))
+            continue;
+        size_t pos = 0;
+        http_slice_t item;
+        while (http_list_next(http_fields_value(&p->req->hdrs, i), &pos, &item)) {
+            /* "1.1 NAME" possibly followed by a comment */
+            if (item.len >= px->via_len && memcmp(item.p, px->via, px->via_len) == 0 &&
+                (item.len == px->via_len || item.p[px->via_len] == ' '))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The [rule] of the request (matched on the normalised host and path of
+ * its default key) and its cache key under that rule's query policy. */
+static int route(preq_t *p)
+{
+    proxy_t *px = p->pw->px;
+    const config_t *cfg = px->cfg;
+    http_req_t *req = p->req;
+    http_slice_t host = { "", 0 };
+    http_fields_get(&req->hdrs, "host", &host);
+    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
+    if (rc)
+        return rc;
+    const policy_rule_t *r = config_rule_for_key(cfg, p->key.data, p->key.len);
+    size_t i = r ? (size_t)(r - cfg->rules) : cfg->nrules;
+    p->rule = r ? r : &px->defaults;
+    p->popts = &px->opts[i];
+    if (p->rule->query != POLICY_QUERY_ALL) {
+        policy_key_opts_t ko;
+        policy_rule_key_opts(p->rule, &ko);
+        buf_reset(&p->key);
+        rc = policy_cache_key_opts(&p->key, &ko, "http", host.p, host.len, req->target, req->target_len);
+    }
+    return rc;
+}
+
+/* --- the steps --- */
+
+/* Control paths, loop detection, the [rule] and the cache key. */
+static preq_state_t step_recv(preq_t *p)
+{
+    if (control(p))
+        return PREQ_DONE;
+    p->fwd = "bypass";
+    if (via_loop(p))
+        return synth(p, 508, "loop", "request loop: it already went through this node (Via)\n");
+    int rc = route(p);
+    if (rc)
+        return synth(p, rc == -E2BIG ? 414 : 400, "bad-target", "invalid request target\n");
+    p->fwd = NULL;
+    hash_cache_key(p->key.data, p->key.len, p->hash);
+    policy_req_parse(&p->pol, p->req->method, &p->req->hdrs);
+    return PREQ_LIMIT;
+}
+
+/* Admission, then what kind of request this is. Rate limiting (issue 12)
+ * decides here, before the store is read; nothing limits yet. */
+static preq_state_t step_limit(preq_t *p)
+{
+    http_req_t *req = p->req;
+    bool cacheable = req->method == HTTP_GET || req->method == HTTP_HEAD;
+    if (!cacheable) {
+        p->fwd = "method";
+        return PREQ_PASS;
+    }
+    if (policy_rule_bypass(p->rule, &req->hdrs)) {
+        p->fwd = "bypass"; /* a rule sends requests with cookies straight upstream */
+        return PREQ_PASS;
+    }
+    if (p->pol.flags & (POLICY_REQ_IF_MATCH | POLICY_REQ_IF_UNMODIFIED_SINCE)) {
+        p->fwd = "request"; /* preconditions on the origin's state: the origin decides */
+        return PREQ_PASS;
+    }
+    return PREQ_LOOKUP;
+}
+
+/* The store: a usable object is served (DELIVER), else upstream. */
+static preq_state_t step_lookup(preq_t *p)
+{
+    switch (lookup_serve(p)) {
+    case LOOKUP_SERVED:
+    case LOOKUP_SERVED_STALE:
+        return p->state; /* DELIVER (serve.c sent the head), or DONE */
+    case LOOKUP_REVALIDATE:
+    case LOOKUP_MISS:
+        break;
+    }
+    if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED)
+        return synth(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
+    if (strcmp(p->fwd, "request") == 0)
+        return PREQ_VALIDATE; /* the client asked for validation: not a collapsed answer */
+    return PREQ_MISS;
+}
+
+static preq_state_t step_miss(preq_t *p)
+{
+    preq_set_state(p, PREQ_FETCH); /* first: the fetch may answer at once */
+    stream_fill(p);
+    return p->state; /* FETCH, or DELIVER if a response is already on its way */
+}
+
+static preq_state_t step_validate(preq_t *p)
+{
+    preq_set_state(p, PREQ_FETCH);
+    stream_private(p, true);
+    return p->state; /* FETCH, or DELIVER if a response is already on its way */
+}
+
+static preq_state_t step_pass(preq_t *p)
+{
+    preq_set_state(p, PREQ_FETCH);
+    stream_private(p, false);
+    return p->state; /* FETCH, or DELIVER if a response is already on its way */
+}
+
+static preq_state_t step_synth(preq_t *p)
+{
+    preq_respond(p, p->synth.status, p->synth.detail, p->synth.body);
+    return PREQ_DONE;
+}
+
+/* The synchronous steps; a state without one waits for an event. */
+static preq_state_t (*const preq_steps[PREQ_STATE_COUNT])(preq_t *) = {
+    [PREQ_RECV] = step_recv,
+    [PREQ_LIMIT] = step_limit,
+    [PREQ_LOOKUP] = step_lookup,
+    [PREQ_MISS] = step_miss,
+    [PREQ_VALIDATE] = step_validate,
+    [PREQ_PASS] = step_pass,
+    [PREQ_SYNTH] = step_synth,
+};
+
+/* Run steps until one hands p to an event, or p is over. A step that
+ * ended the request (connection gone) leaves p->c NULL. */
+static void preq_run(preq_t *p)
+{
+    while (p->c && preq_steps[p->state]) {
+        preq_state_t next = preq_steps[p->state](p);
+        if (!p->c)
+            break;
+        preq_set_state(p, next);
+    }
+}
+
+void preq_on_request(http_conn_t *c, http_req_t *req, void *ud)
+{
+    proxy_worker_t *pw = ud;
+    preq_t *p = preq_new(pw);
+    if (!p) {
+        http_resp_simple(c, 503, NULL, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    p->c = c;
+    p->req = req;
+    http_conn_on_abort(c, on_abort, p);
+    preq_ref(p); /* ours, for the rest of this function */
+    preq_run(p);
+    preq_unref(p);
+}

@@ -1,0 +1,64 @@
+/* proxy_state: the engine's shared state, which every module of the
+ * request path reads: the node-wide part (proxy_t: configuration, store,
+ * collapsing table, upstream pools) and each worker's part
+ * (proxy_worker_t: its HTTP server, upstream client, store reader and the
+ * fetch jobs it drives). Built by core/proxy.c; not an API for programs
+ * (they use proxy.h). */
+#ifndef CDN_PROXY_STATE_H
+#define CDN_PROXY_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "health.h"
+#include "http_server.h"
+#include "policy_cache.h"
+#include "policy_rules.h"
+#include "pool.h"
+#include "proxy.h"
+#include "store.h"
+#include "upstream.h"
+#include "worker.h"
+
+struct proxy {
+    const config_t *cfg;
+    store_t *store;
+    fetch_table_t *fetches;
+    policy_rule_t defaults;    /* the rule of requests no [rule] matches */
+    pool_t *primary;           /* the shields (edge with shields) or the origins */
+    pool_t *fallback;          /* the origins when every shield is down, or NULL */
+    bool primary_shields;      /* primary holds shields (checked at /.cdn/health) */
+    policy_opts_t *opts;       /* per rule (cfg->rules order), then the defaults' */
+    worker_hooks_t hooks;
+    char via[96];              /* our Via member: "1.1 NAME" */
+    size_t via_len;
+    char error_headers[256];   /* on errors the HTTP server answers itself */
+    /* pass_headers / pass_headers_unkeyed as "name\n" lines, lowercase:
+     * the keyed ones are the form policy_vary_fields_with takes */
+    char pass_keyed[1100], pass_unkeyed[1100];
+    size_t pass_keyed_len, pass_unkeyed_len;
+};
+
+typedef struct fjob fjob_t;
+typedef struct preq preq_t;
+
+typedef struct proxy_worker {
+    proxy_t *px;
+    worker_t *w;
+    http_server_t *srv;
+    upstream_t *up;
+    store_reader_t *rd;
+    uv_timer_t tick;           /* hands LRU touches to the store writer */
+    health_t *health;          /* active checks of the primary pool (worker 0 only) */
+    fjob_t *jobs;              /* upstream fetches this worker drives */
+    preq_t *free_reqs;         /* request objects to reuse (preq.c) */
+    unsigned n_free_reqs;
+} proxy_worker_t;
+
+/* The engine's clock for HTTP dates and freshness (seconds). */
+int64_t proxy_now(void);
+
+#endif
