@@ -44,8 +44,12 @@ SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
 SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
 ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
-TEST_INC   := -Itests/integration -Iloadtest
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
+# include/ is the engine's API. The origin's headers (origin.h, synth.h)
+# live in loadtest/ and the test harness's in tests/: only their own
+# objects and the tests see them, so the engine cannot include them.
+$(BUILD)/loadtest/%.o: XINC := -Iloadtest
+$(BUILD)/tests/%.o:    XINC := -Itests/integration -Iloadtest
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin
@@ -72,7 +76,7 @@ $(BUILD)/tests/integration-tests: $(INTEG_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TEST_INC) -c -o $@ $<
+	$(CC) $(CFLAGS) $(XINC) -c -o $@ $<
 
 # llhttp is generated code: compiled from the Debian package's sources with
 # its own (looser) warning set.
