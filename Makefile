@@ -44,10 +44,14 @@ SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
 SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
 ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
-TEST_INC   := -Itests/integration -Iloadtest
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
+# include/ is the engine's API. The origin's headers (origin.h, synth.h)
+# live in loadtest/ and the test harness's in tests/: only their own
+# objects and the tests see them, so the engine cannot include them.
+$(BUILD)/loadtest/%.o: XINC := -Iloadtest
+$(BUILD)/tests/%.o:    XINC := -Itests/integration -Iloadtest
 
-.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme
+.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
@@ -72,7 +76,7 @@ $(BUILD)/tests/integration-tests: $(INTEG_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(TEST_INC) -c -o $@ $<
+	$(CC) $(CFLAGS) $(XINC) -c -o $@ $<
 
 # llhttp is generated code: compiled from the Debian package's sources with
 # its own (looser) warning set.
@@ -95,7 +99,7 @@ deps-check:
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check
-	@$(MAKE) --no-print-directory unit integration check-readme
+	@$(MAKE) --no-print-directory check-layers unit integration check-readme
 
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
@@ -127,6 +131,13 @@ check-readme: $(BIN)/edge
 	  $(README_TABLES) | cmp -s - README.md \
 	  || { echo "README.md settings tables are stale: run make readme-table"; exit 1; }
 	@echo "README settings tables are current"
+
+# The layering (docs/ARCHITECTURE.md): base <- policies <- engine core <-
+# programs. Fails when policies/ includes more than policy_*.h, the base
+# headers and system headers, or when include/ holds a header that only
+# loadtest/ or the tests use.
+check-layers:
+	@./tests/check-layers.sh
 
 clean:
 	rm -rf build bin var

@@ -13,16 +13,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config_internal.h"
 #include "http_fields.h"
 #include "policy_cache.h"
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
+int config_fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
 }
 
 static const config_setting_t *lookup(unsigned prog, const char *key)
@@ -37,11 +40,11 @@ int config_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     if (!isdigit((unsigned char)*s))
-        return -1;
+        return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno)
-        return -1;
+        return -EINVAL;
     uint64_t mul = 1;
     switch (toupper((unsigned char)*end)) {
     case 'K': mul = 1024ull; end++; break;
@@ -55,9 +58,9 @@ int config_parse_size(const char *s, uint64_t *out)
     if (*end == 'b' || *end == 'B')
         end++;
     if (*end)
-        return -1;
+        return -EINVAL;
     if (v > UINT64_MAX / mul)
-        return -1;
+        return -EINVAL;
     *out = v * mul;
     return 0;
 }
@@ -66,11 +69,11 @@ int config_parse_duration(const char *s, uint64_t *out_ms)
 {
     char *end;
     if (!isdigit((unsigned char)*s))
-        return -1;
+        return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno)
-        return -1;
+        return -EINVAL;
     uint64_t mul;
     if (!*end || strcmp(end, "s") == 0)
         mul = 1000;
@@ -83,9 +86,9 @@ int config_parse_duration(const char *s, uint64_t *out_ms)
     else if (strcmp(end, "d") == 0)
         mul = 86400000;
     else
-        return -1;
+        return -EINVAL;
     if (v > UINT64_MAX / mul)
-        return -1;
+        return -EINVAL;
     *out_ms = v * mul;
     return 0;
 }
@@ -121,30 +124,32 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port)
     return 0;
 }
 
-static int parse_bool(const char *v, bool *out)
+int config_parse_bool(const char *v, bool *out)
 {
     static const char *yes[] = { "on", "yes", "true", "1" }, *no[] = { "off", "no", "false", "0" };
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0) { *out = true; return 0; }
         if (strcasecmp(v, no[i]) == 0) { *out = false; return 0; }
     }
-    return -1;
+    return -EINVAL;
 }
 
-static int enum_index(const char *choices, const char *v)
+int config_parse_enum(const char *choices, const char *v, unsigned *out)
 {
-    int idx = 0;
+    unsigned idx = 0;
     size_t vl = strlen(v);
     for (const char *p = choices; *p; idx++) {
         const char *bar = strchr(p, '|');
         size_t l = bar ? (size_t)(bar - p) : strlen(p);
-        if (l == vl && strncmp(p, v, l) == 0)
-            return idx;
+        if (l == vl && strncmp(p, v, l) == 0) {
+            *out = idx;
+            return 0;
+        }
         if (!bar)
             break;
         p = bar + 1;
     }
-    return -1;
+    return -EINVAL;
 }
 
 /* A list of header names a node may pass upstream as the client sent
@@ -184,24 +189,20 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
                const char *where, char *err, size_t errlen)
 {
     const config_setting_t *s = lookup(prog, key);
-    if (!s) {
-        fail(err, errlen, "%s: unknown setting '%s' (see --help for the list)", where, key);
-        return -1;
-    }
+    if (!s)
+        return config_fail(err, errlen, "%s: unknown setting '%s' (see --help for the list)", where, key);
     char *field = (char *)cfg + s->offset;
     uint64_t v = 0;
-    int bad = 0;
+    bool bad = false;
     switch (s->type) {
     case CONFIG_STR:
-        if (strlen(value) >= s->size) {
-            fail(err, errlen, "%s: %s: value longer than %zu bytes", where, key, s->size - 1);
-            return -1;
-        }
+        if (strlen(value) >= s->size)
+            return config_fail(err, errlen, "%s: %s: value longer than %zu bytes", where, key, s->size - 1);
         strcpy(field, value);
         return 0;
     case CONFIG_NAMES:
         if (strlen(value) >= s->size || !names_ok(value))
-            bad = 1;
+            bad = true;
         else
             strcpy(field, value);
         break;
@@ -209,32 +210,22 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
         char host[256];
         unsigned port;
         if (config_parse_addr(value, host, sizeof host, &port) || strlen(value) >= s->size)
-            bad = 1;
+            bad = true;
         else
             strcpy(field, value);
         break;
     }
-    case CONFIG_BOOL: {
-        bool b;
-        if (parse_bool(value, &b))
-            bad = 1;
-        else
-            *(bool *)field = b;
+    case CONFIG_BOOL:
+        bad = config_parse_bool(value, (bool *)field) != 0;
         break;
-    }
-    case CONFIG_ENUM: {
-        int i = enum_index(s->choices, value);
-        if (i < 0)
-            bad = 1;
-        else
-            *(unsigned *)field = (unsigned)i;
+    case CONFIG_ENUM:
+        bad = config_parse_enum(s->choices, value, (unsigned *)field) != 0;
         break;
-    }
     case CONFIG_UINT: {
         char *end;
         errno = 0;
         if (!isdigit((unsigned char)*value))
-            bad = 1;
+            bad = true;
         else {
             v = strtoull(value, &end, 10);
             bad = errno || *end;
@@ -248,16 +239,13 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
         bad = config_parse_duration(value, &v) != 0;
         break;
     }
-    if (bad) {
-        fail(err, errlen, "%s: %s: expected %s, got '%s'", where, key, type_expect(s), value);
-        return -1;
-    }
+    if (bad)
+        return config_fail(err, errlen, "%s: %s: expected %s, got '%s'", where, key, type_expect(s), value);
     if (s->type == CONFIG_UINT || s->type == CONFIG_SIZE || s->type == CONFIG_DURATION) {
-        if (v < s->min || (s->max && v > s->max)) {
-            fail(err, errlen, "%s: %s: %s out of range [%" PRIu64 ", %" PRIu64 "]%s", where, key, value,
-                 s->min, s->max, s->type == CONFIG_DURATION ? " ms" : s->type == CONFIG_SIZE ? " bytes" : "");
-            return -1;
-        }
+        if (v < s->min || (s->max && v > s->max))
+            return config_fail(err, errlen, "%s: %s: %s out of range [%" PRIu64 ", %" PRIu64 "]%s", where, key, value,
+                               s->min, s->max,
+                               s->type == CONFIG_DURATION ? " ms" : s->type == CONFIG_SIZE ? " bytes" : "");
         if (s->size == sizeof(unsigned))
             *(unsigned *)field = (unsigned)v;
         else
@@ -277,7 +265,7 @@ void config_defaults(config_t *cfg, unsigned prog)
                 abort(); /* a bad default is a bug in config_table.c */
 }
 
-static char *trim(char *s)
+char *config_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -301,15 +289,6 @@ static void strip_comment(char *s)
     }
 }
 
-#define CONFIG_RULES_MAX 1024
-
-const policy_rule_t *config_rule_for_key(const config_t *cfg, const char *key, size_t len)
-{
-    size_t ho, hl, po, pl;
-    if (policy_key_parts(key, len, &ho, &hl, &po, &pl))
-        return NULL;
-    return policy_rules_match(cfg->rules, cfg->nrules, key + ho, hl, key + po, pl);
-}
 
 int config_check(unsigned prog, const char *progname, const char *file, const char *url)
 {
@@ -338,7 +317,7 @@ int config_check(unsigned prog, const char *progname, const char *file, const ch
                 policy_cache_key_opts(&key, &ko, "http", "", 0, url, strlen(url));
             }
             printf("cache key: %s\n", key.data);
-            policy_rule_print(stdout, r);
+            config_rule_print(stdout, r);
         }
         buf_free(&key);
     }
@@ -353,61 +332,14 @@ void config_free(config_t *cfg)
     cfg->nrules = 0;
 }
 
-/* A `[rule PATTERN]` header: close the rule before it, open a new one. */
-static int open_rule(config_t *cfg, const char *where, char *l, char *err, size_t errlen)
-{
-    char msg[512];
-    size_t n = strlen(l);
-    if (n < 2 || l[n - 1] != ']' || strncmp(l, "[rule", 5) != 0 || (l[5] != ' ' && l[5] != '\t')) {
-        fail(err, errlen, "%s: unknown section '%s' (expected [rule PATTERN])", where, l);
-        return -1;
-    }
-    l[n - 1] = '\0';
-    const char *pattern = trim(l + 5);
-    if (cfg->nrules >= CONFIG_RULES_MAX) {
-        fail(err, errlen, "%s: more than %d rules", where, CONFIG_RULES_MAX);
-        return -1;
-    }
-    for (size_t i = 0; i < cfg->nrules; i++) {
-        if (strcmp(cfg->rules[i].pattern, pattern) == 0) {
-            fail(err, errlen, "%s: rule '%s' is defined twice", where, pattern);
-            return -1;
-        }
-    }
-    policy_rule_t *nr = realloc(cfg->rules, (cfg->nrules + 1) * sizeof *nr);
-    if (!nr) {
-        fail(err, errlen, "%s: out of memory", where);
-        return -1;
-    }
-    cfg->rules = nr;
-    policy_rule_t *r = &cfg->rules[cfg->nrules];
-    policy_rule_defaults(r);
-    if (policy_rule_parse_pattern(r, pattern, msg, sizeof msg)) {
-        fail(err, errlen, "%s: rule pattern '%s': %s", where, pattern, msg);
-        return -1;
-    }
-    cfg->nrules++;
-    return 0;
-}
-
-static int close_rule(config_t *cfg, const char *where, char *err, size_t errlen)
-{
-    char msg[512];
-    if (cfg->nrules && policy_rule_finish(&cfg->rules[cfg->nrules - 1], msg, sizeof msg)) {
-        fail(err, errlen, "%s: %s", where, msg); /* msg names the rule */
-        return -1;
-    }
-    return 0;
-}
-
 int config_load_string(config_t *cfg, unsigned prog, const char *name, const char *text,
                        char *err, size_t errlen)
 {
-    int rc = -1;
+    int rc = 0;
     char *copy = strdup(text);
     if (!copy) {
-        fail(err, errlen, "%s: out of memory", name);
-        return -1;
+        config_fail(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
     }
     unsigned lineno = 0, rule_line = 0;
     size_t first_rule = cfg->nrules;
@@ -421,15 +353,15 @@ int config_load_string(config_t *cfg, unsigned prog, const char *name, const cha
         lineno++;
         snprintf(where, sizeof where, "%s:%u", name, lineno);
         strip_comment(line);
-        char *l = trim(line);
+        char *l = config_trim(line);
         if (*l == '\0') {
             line = nl ? nl + 1 : NULL;
             continue;
         }
         if (*l == '[') {
-            if (in_rule && close_rule(cfg, rule_where, err, errlen))
+            if (in_rule && (rc = config_section_end(cfg, rule_where, err, errlen)))
                 goto out;
-            if (open_rule(cfg, where, l, err, errlen))
+            if ((rc = config_section_begin(cfg, where, l, err, errlen)))
                 goto out;
             in_rule = true;
             rule_line = lineno;
@@ -439,35 +371,29 @@ int config_load_string(config_t *cfg, unsigned prog, const char *name, const cha
         }
         char *eq = strchr(l, '=');
         if (!eq) {
-            fail(err, errlen, "%s: expected 'key = value', got '%s'", where, l);
+            rc = config_fail(err, errlen, "%s: expected 'key = value', got '%s'", where, l);
             goto out;
         }
         *eq = '\0';
-        char *key = trim(l), *val = trim(eq + 1);
+        char *key = config_trim(l), *val = config_trim(eq + 1);
         size_t vl = strlen(val);
         if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
             val[vl - 1] = '\0';
             val++;
         }
         if (!*key) {
-            fail(err, errlen, "%s: expected a key before '='", where);
+            rc = config_fail(err, errlen, "%s: expected a key before '='", where);
             goto out;
         }
-        if (in_rule) {
-            char msg[512];
-            if (policy_rule_set(&cfg->rules[cfg->nrules - 1], key, val, msg, sizeof msg)) {
-                fail(err, errlen, "%s: %s", where, msg);
-                goto out;
-            }
-        } else if (config_set(cfg, prog, key, val, where, err, errlen)) {
+        rc = in_rule ? config_section_key(cfg, where, key, val, err, errlen)
+                     : config_set(cfg, prog, key, val, where, err, errlen);
+        if (rc)
             goto out;
-        }
         line = nl ? nl + 1 : NULL;
     }
-    if (in_rule && close_rule(cfg, rule_where, err, errlen))
+    if (in_rule && (rc = config_section_end(cfg, rule_where, err, errlen)))
         goto out;
     policy_rules_sort(cfg->rules, cfg->nrules);
-    rc = 0;
 out:
     if (rc) {
         cfg->nrules = first_rule; /* the file's rules are not half-taken */
@@ -480,8 +406,9 @@ int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, 
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        int e = errno;
+        config_fail(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        return -e;
     }
     char chunk[4096];
     size_t n;
@@ -493,14 +420,14 @@ int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, 
         if (len + n + 1 > cap) {
             cap = (len + n + 1) * 2;
             if (cap > 16u << 20) {
-                fail(err, errlen, "%s: file too large", path);
-                rc = -1;
+                config_fail(err, errlen, "%s: file too large", path);
+                rc = -EFBIG;
                 goto out;
             }
             char *t = realloc(text, cap);
             if (!t) {
-                fail(err, errlen, "%s: out of memory", path);
-                rc = -1;
+                config_fail(err, errlen, "%s: out of memory", path);
+                rc = -ENOMEM;
                 goto out;
             }
             text = t;
@@ -509,13 +436,12 @@ int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, 
         len += n;
     }
     if (ferror(f)) {
-        fail(err, errlen, "%s: read error: %s", path, strerror(errno));
-        rc = -1;
+        config_fail(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = -EIO;
         goto out;
     }
     if (memchr(text ? text : "", '\0', len)) {
-        fail(err, errlen, "%s: contains a NUL byte", path);
-        rc = -1;
+        rc = config_fail(err, errlen, "%s: contains a NUL byte", path);
         goto out;
     }
     if (!text)
@@ -544,22 +470,20 @@ int config_from_args(config_t *cfg, unsigned prog, const char *progname, int arg
             return 1;
         }
         if (strcmp(a, "--rule-markdown") == 0) {
-            policy_rule_print_markdown(stdout);
+            config_rule_print_markdown(stdout);
             return 1;
         }
         if (strcmp(a, "-c") == 0) {
-            if (i + 1 >= argc) {
-                fail(err, errlen, "-c: expected a file name");
-                return -1;
-            }
+            if (i + 1 >= argc)
+                return config_fail(err, errlen, "-c: expected a file name");
             file = argv[++i];
         } else if (strncmp(a, "--", 2) != 0 || !strchr(a, '=')) {
-            fail(err, errlen, "%s: expected -c FILE or --key=value (see --help)", a);
-            return -1;
+            return config_fail(err, errlen, "%s: expected -c FILE or --key=value (see --help)", a);
         }
     }
-    if (file && config_load_file(cfg, prog, file, err, errlen))
-        return -1;
+    int rc = file ? config_load_file(cfg, prog, file, err, errlen) : 0;
+    if (rc)
+        return rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0) {
@@ -569,18 +493,16 @@ int config_from_args(config_t *cfg, unsigned prog, const char *progname, int arg
         const char *eq = strchr(a, '=');
         char key[128], where[160];
         size_t kl = (size_t)(eq - a - 2);
-        if (kl >= sizeof key) {
-            fail(err, errlen, "%s: unknown setting", a);
-            return -1;
-        }
+        if (kl >= sizeof key)
+            return config_fail(err, errlen, "%s: unknown setting", a);
         memcpy(key, a + 2, kl);
         key[kl] = '\0';
         for (char *p = key; *p; p++)
             if (*p == '-')
                 *p = '_';
         snprintf(where, sizeof where, "--%s", key);
-        if (config_set(cfg, prog, key, eq + 1, where, err, errlen))
-            return -1;
+        if ((rc = config_set(cfg, prog, key, eq + 1, where, err, errlen)))
+            return rc;
     }
     return 0;
 }
@@ -605,7 +527,7 @@ void config_print_help(FILE *out, unsigned prog, const char *progname)
         fprintf(out, "  %-24s %s [%s]\n", s->key, s->doc, s->def);
     }
     fprintf(out, "\n[rule PATTERN] sections (PATTERN: [HOST-GLOB]/PATH-GLOB; most specific first):\n");
-    policy_rule_print_help(out);
+    config_rule_print_help(out);
 }
 
 void config_print_markdown(FILE *out, unsigned prog)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -11,7 +12,7 @@
 #include <unistd.h>
 
 static int access_fd = -1;      /* -1: access log off */
-static int access_owned;        /* we opened it (close at exit) */
+static bool access_owned;       /* we opened it (close at exit) */
 static int level = LOG_INFO;
 
 #define ACCESS_FLUSH_AT (32 * 1024)
@@ -28,10 +29,11 @@ int log_open(const config_t *cfg)
     } else {
         access_fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (access_fd < 0) {
-            fprintf(stderr, "access_log: cannot open %s: %s\n", cfg->access_log, strerror(errno));
-            return -1;
+            int e = errno;
+            fprintf(stderr, "access_log: cannot open %s: %s\n", cfg->access_log, strerror(e));
+            return -e;
         }
-        access_owned = 1;
+        access_owned = true;
     }
     return 0;
 }
@@ -41,10 +43,10 @@ void log_close(void)
     if (access_owned && access_fd >= 0)
         close(access_fd);
     access_fd = -1;
-    access_owned = 0;
+    access_owned = false;
 }
 
-int log_enabled(int l)
+bool log_enabled(int l)
 {
     return l <= level;
 }
@@ -80,7 +82,7 @@ void log_msg(int l, const char *fmt, ...)
     (void)w;
 }
 
-int log_access_enabled(void)
+bool log_access_enabled(void)
 {
     return access_fd >= 0;
 }

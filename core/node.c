@@ -13,7 +13,8 @@
 #include "upstream.h"
 #include "worker.h"
 
-/* mkdir -p: the cache directory's parents may not exist yet (./var/cache). */
+/* mkdir -p: the cache directory's parents may not exist yet (./var/cache).
+ * Returns 0 or the negative errno of mkdir(2). */
 static int make_dirs(const char *path)
 {
     char tmp[sizeof(((config_t *)0)->cache_dir)];
@@ -23,11 +24,11 @@ static int make_dirs(const char *path)
             continue;
         *p = '\0';
         if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -1;
+            return -errno;
         *p = '/';
     }
     if (mkdir(tmp, 0755) && errno != EEXIST)
-        return -1;
+        return -errno;
     return 0;
 }
 
@@ -53,8 +54,8 @@ int node_main(unsigned prog, const char *progname, int argc, char **argv)
     }
     if (log_open(&cfg))
         return 1;
-    if (make_dirs(cfg.cache_dir)) {
-        fprintf(stderr, "%s: cache_dir %s: %s\n", progname, cfg.cache_dir, strerror(errno));
+    if ((rc = make_dirs(cfg.cache_dir))) {
+        fprintf(stderr, "%s: cache_dir %s: %s\n", progname, cfg.cache_dir, strerror(-rc));
         return 1;
     }
     upstream_global_init();

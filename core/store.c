@@ -61,11 +61,22 @@ void store_rec_encode(uint8_t *p, const store_rec_t *h)
     store_le64(p + 32, h->cost);
 }
 
+const char *store_strerror(int code)
+{
+    switch (code) {
+    case STORE_OK: return "ok";
+    case STORE_NOTFOUND: return "not found";
+    case STORE_ERROR: return "storage error";
+    case STORE_CLOSED: return "store closed";
+    }
+    return "unknown store error";
+}
+
 int store_rec_decode(const void *v, size_t n, store_rec_t *h)
 {
     const uint8_t *p = v;
     if (n < STORE_REC_HDR || p[0] != 1)
-        return -1;
+        return -EINVAL;
     h->url_len = store_get_le32(p + 4);
     h->meta_len = store_get_le32(p + 8);
     h->nchunks = store_get_le32(p + 12);
@@ -74,9 +85,9 @@ int store_rec_decode(const void *v, size_t n, store_rec_t *h)
     h->cost = store_get_le64(p + 32);
     uint64_t inl = h->body_len <= STORE_INLINE_MAX ? h->body_len : 0;
     if ((uint64_t)STORE_REC_HDR + h->url_len + h->meta_len + inl != n)
-        return -1;
+        return -EINVAL;
     if (h->nchunks != store_nchunks(h->body_len))
-        return -1;
+        return -EINVAL;
     return 0;
 }
 

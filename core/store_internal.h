@@ -194,8 +194,8 @@ static inline uint32_t store_nchunks(uint64_t body_len)
 
 /* Write a record header into p[STORE_REC_HDR]. */
 void store_rec_encode(uint8_t *p, const store_rec_t *h);
-/* Decode and validate the record of n bytes at p. Returns 0, or -1 when it
- * is malformed or of another format version. */
+/* Decode and validate the record of n bytes at p. Returns 0, or -EINVAL
+ * when it is malformed or of another format version. */
 int store_rec_decode(const void *p, size_t n, store_rec_t *h);
 
 /* Accounted bytes of an object with these sizes (record, chunks, LRU entries). */
@@ -221,7 +221,8 @@ int store_txn_commit(store_t *s, MDB_txn *txn, const store_work_t *w);
 /* Copy the writer's counters to the snapshot store_get_stats reads. */
 void store_stats_publish(store_t *s);
 
-/* Start / drain and join the writer thread. */
+/* Start (0 or the negative errno of pthread_create) / drain and join the
+ * writer thread. */
 int store_writer_start(store_t *s);
 void store_writer_stop(store_t *s);
 /* Queue op for the writer. Returns STORE_OK or STORE_CLOSED (op not taken). */

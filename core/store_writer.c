@@ -464,8 +464,9 @@ static void *writer_main(void *arg)
 
 int store_writer_start(store_t *s)
 {
-    if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
-        return -1;
+    int rc = pthread_create(&s->writer, NULL, writer_main, s);
+    if (rc)
+        return -rc;
     s->writer_running = true;
     return 0;
 }

@@ -1,9 +1,15 @@
-/* config: a node's settings, from one table.
+/* config: a node's settings, from one table, and its `[rule PATTERN]`
+ * sections.
  *
  * The table in core/config_table.c is the single source of truth: the file
  * parser, `--key=value` flags, `--help` and the README's configuration table
  * are all produced from it. Every setting has a default, so a node starts
- * with no file at all. */
+ * with no file at all. The rule keys have their own table
+ * (config_rule_settings, core/config_rules.c); what a rule decides is
+ * policy_rules.h.
+ *
+ * This is the config/CLI boundary: functions that can fail return 0 or a
+ * negative errno and put a message for the user in err[0, errlen). */
 #ifndef CDN_CONFIG_H
 #define CDN_CONFIG_H
 
@@ -93,37 +99,109 @@ void config_free(config_t *cfg);
 /* Fill cfg with every default for program prog (CONFIG_EDGE / CONFIG_SHIELD). */
 void config_defaults(config_t *cfg, unsigned prog);
 /* Parse one key = value. where names the source for messages ("FILE:LINE" or
- * "--flag"). Returns 0, or -1 with a message "WHERE: ..." in err. */
+ * "--flag"). Returns 0, or -EINVAL with a message "WHERE: ..." in err. */
 int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
                const char *where, char *err, size_t errlen);
 /* Load a file over cfg: top-level `key = value` lines, then `[rule PATTERN]`
- * sections whose keys are the rule settings (policy_rules.h). Returns 0,
- * or -1 with "FILE:LINE: expected ..." in err. */
+ * sections whose keys are the rule settings (config_rule_settings).
+ * Returns 0, or a negative errno with "FILE[:LINE]: ..." in err: -EINVAL
+ * for what the file says ("FILE:LINE: expected ..."), the open(2) error
+ * when it cannot be opened, -EFBIG past 16 MiB, -ENOMEM, -EIO. On error
+ * no rule of the file is kept. */
 int config_load_file(config_t *cfg, unsigned prog, const char *path, char *err, size_t errlen);
-/* Load from an in-memory text named name (used for the embedded default). */
+/* Load from an in-memory text named name (used for the embedded default).
+ * Returns as config_load_file. */
 int config_load_string(config_t *cfg, unsigned prog, const char *name, const char *text,
                        char *err, size_t errlen);
 /* Parse the command line: -c FILE, --key=value, --help. Flags win over the
- * file whatever their order. Returns 0 to run, 1 when --help/--config-markdown
- * was printed, -1 with err set on a bad argument. */
+ * file whatever their order. Returns 0 to run, 1 when --help,
+ * --config-markdown or --rule-markdown was printed, or a negative errno
+ * with err set on a bad argument or file (as config_load_file). */
 int config_from_args(config_t *cfg, unsigned prog, const char *progname, int argc, char **argv,
                      char *err, size_t errlen);
 /* Print --help (usage and every setting with default and doc). */
 void config_print_help(FILE *out, unsigned prog, const char *progname);
 /* Print the README's markdown configuration table. */
 void config_print_markdown(FILE *out, unsigned prog);
+/* `PROG --check-config FILE [URL]`: validate FILE; with URL, print the
+ * rule that applies to it and its cache key. Returns the exit status. */
+int config_check(unsigned prog, const char *progname, const char *file, const char *url);
+/* Parse a size ("16K", "1G", "123"); returns 0 or -EINVAL. */
+int config_parse_size(const char *s, uint64_t *out);
+/* Parse a duration into milliseconds ("10s", "250ms", "2m", "1d", "5" = 5 s);
+ * returns 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *out_ms);
+/* Split "host:port" / "[v6]:port" into host and port; 0 or -1. */
+int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port);
+
+/* ---- [rule PATTERN] sections (core/config_rules.c) ----
+ *
+ * One section fills one policy_rule_t, starting from policy_rule_defaults:
+ *   config_rule_parse_pattern(&r, PATTERN, err, sizeof err);
+ *   config_rule_set(&r, "default_ttl", "1h", err, sizeof err);  (per line)
+ *   config_rule_finish(&r, err, sizeof err);
+ * config_load_file does this and prefixes messages with FILE:LINE. */
+
+/* Largest duration a rule accepts, seconds (RFC 9111 delta-seconds cap). */
+#define CONFIG_RULE_DURATION_MAX INT64_C(2147483648)
+
+typedef enum config_rule_type {
+    CONFIG_RULE_DURATION, /* config_parse_duration syntax, whole seconds; "none" where the default is */
+    CONFIG_RULE_BOOL,     /* on/off, yes/no, true/false, 1/0 */
+    CONFIG_RULE_ENUM,     /* one of choices ("a|b") */
+    CONFIG_RULE_LIST,     /* a mode word, then space- or comma-separated items */
+} config_rule_type_t;
+
+/* One rule key: the parser, --help and the README rule table come from
+ * these rows. */
+typedef struct config_rule_setting {
+    const char *key;
+    config_rule_type_t type;
+    const char *def;     /* default, in file syntax: what policy_rule_defaults sets */
+    const char *choices; /* ENUM / LIST: the accepted forms, '|'-separated */
+    size_t offset;       /* of the field in policy_rule_t */
+    const char *doc;     /* one line */
+} config_rule_setting_t;
+
+/* The table, terminated by key == NULL; row i is bit i of policy_rule_t.set.
+ * Static lifetime. */
+extern const config_rule_setting_t config_rule_settings[];
+
+/* Parse PATTERN of "[rule PATTERN]" into r (settings untouched):
+ *   "/PATH-GLOB"  "HOST-GLOB/PATH-GLOB"  "*" (everything).
+ * '*' matches any run of bytes, '/' included ("**" is the same as "*"),
+ * '?' one byte. The host (letters, digits, "-._", '*', '?', or an IPv6
+ * literal in brackets; no port) is matched case-insensitively without the
+ * request's port and trailing dot; a host of "*" is the same as none.
+ * The path is matched case-sensitively against the normalised path
+ * without the query, so the pattern's escapes are normalised the same way
+ * ("%7e" -> "~", "%2f" -> "%2F", raw bytes the key escapes get escaped).
+ * Rejected with a message in err: empty, too long (also once escaped),
+ * whitespace or control bytes, a host without a path ("example.com": write
+ * example.com followed by a path glob), a port, a bad host character, '['
+ * or ']' in the path (no character classes), '#', a bad escape, "." or
+ * ".." segments (never in a normalised path). Returns 0 or -EINVAL. */
+int config_rule_parse_pattern(policy_rule_t *r, const char *pattern, char *err, size_t errlen);
+/* Set one key from its file value (NUL-terminated, already trimmed and
+ * unquoted). Returns 0, or -EINVAL with "KEY: expected ..., got 'VALUE'"
+ * (or "unknown rule key 'KEY'") in err (r unchanged); the caller prefixes
+ * FILE:LINE. */
+int config_rule_set(policy_rule_t *r, const char *key, const char *value, char *err, size_t errlen);
+/* Cross-key checks once a section is complete: override without
+ * default_ttl, min_ttl > max_ttl, default_ttl outside [min_ttl, max_ttl],
+ * keep / drop without items. Returns 0 or -EINVAL with err set. */
+int config_rule_finish(const policy_rule_t *r, char *err, size_t errlen);
+/* Print the pattern and every effective setting, one "key = value" line
+ * each, those left at their default marked "# default" (r NULL: the
+ * built-in defaults). For `edge --check-config FILE URL`. */
+void config_rule_print(FILE *out, const policy_rule_t *r);
+/* Print the rule keys for --help ("  key = default  doc"). */
+void config_rule_print_help(FILE *out);
+/* Print the README's markdown table of rule keys. */
+void config_rule_print_markdown(FILE *out);
 /* The rule for a normalised cache key ("scheme://host/path?query", from
  * policy_cache_key), matched on its host and path; NULL when none matches
  * (the built-in defaults apply). Valid as long as cfg. */
 const policy_rule_t *config_rule_for_key(const config_t *cfg, const char *key, size_t len);
-/* `PROG --check-config FILE [URL]`: validate FILE; with URL, print the
- * rule that applies to it and its cache key. Returns the exit status. */
-int config_check(unsigned prog, const char *progname, const char *file, const char *url);
-/* Parse a size ("16K", "1G", "123"); returns 0 or -1. */
-int config_parse_size(const char *s, uint64_t *out);
-/* Parse a duration into milliseconds ("10s", "250ms", "2m", "5" = 5 s); 0 or -1. */
-int config_parse_duration(const char *s, uint64_t *out_ms);
-/* Split "host:port" / "[v6]:port" into host and port; 0 or -1. */
-int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port);
 
 #endif

@@ -6,13 +6,15 @@
 #ifndef CDN_LOG_H
 #define CDN_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
 
 /* Open the access log named by cfg->access_log ("stderr", "off" or a path)
- * and set the error-log level. Returns 0 or -1 (message on stderr). */
+ * and set the error-log level. Returns 0 or the negative errno of open(2)
+ * (message on stderr). */
 int log_open(const config_t *cfg);
 /* Flush nothing (buffers are per thread), close the access log file. */
 void log_close(void);
@@ -23,7 +25,7 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 /* True when messages at level would be printed. */
-int log_enabled(int level);
+bool log_enabled(int level);
 
 /* One access-log record; strings are borrowed for the call only. */
 typedef struct log_access {
@@ -38,7 +40,7 @@ typedef struct log_access {
 } log_access_t;
 
 /* True when an access log is configured (callers may skip building records). */
-int log_access_enabled(void);
+bool log_access_enabled(void);
 /* Append one line to the thread's buffer b; flushes when b passes 32 KiB. */
 void log_access(buf_t *b, const log_access_t *r);
 /* Write out whatever b holds. */

@@ -1,19 +1,17 @@
-/* policy_rules: per-path caching rules, `[rule PATTERN]` sections of the
- * node's configuration, and how a rule adjusts the RFC 9111 decisions of
- * policy_cache and the cache key of policy_key.
+/* policy_rules: per-path caching rules, and how a rule adjusts the
+ * RFC 9111 decisions of policy_cache and the cache key of policy_key.
  *
  * A rule is plain data with fixed-size buffers (no heap), so an array of
  * them can live in the config struct. Keys a rule does not set have the
- * built-in defaults of policy_rule_settings[], never another rule's value:
+ * built-in defaults (policy_rule_defaults), never another rule's value:
  * there is no inheritance between rules. Exactly one rule applies to a
  * request, the first match in the order of policy_rules_sort; no match
- * means the built-in defaults (policy_rule_defaults).
+ * means the built-in defaults.
  *
- * Lifecycle for one section (the caller owns the file and line numbers):
- *   policy_rule_defaults(&r);
- *   policy_rule_parse_pattern(&r, PATTERN, err, sizeof err);
- *   policy_rule_set(&r, "default_ttl", "1h", err, sizeof err);  (per line)
- *   policy_rule_finish(&r, err, sizeof err);
+ * The configuration's `[rule PATTERN]` sections fill rules (pattern,
+ * keys and their checks and messages live with the config, in
+ * core/config_rules.c); this module only decides with them:
+ *   policy_rule_defaults(&r), then the config sets the pattern and keys;
  * then, once all are read, policy_rules_sort(rules, n).
  *
  * Per request (r = policy_rules_match(...), NULL allowed everywhere):
@@ -28,7 +26,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "http_fields.h"
 #include "policy_cache.h"
@@ -38,8 +35,6 @@
 #define POLICY_RULE_PATTERN_MAX 256
 /* Longest query parameter name or glob in a keep / drop list, NUL included. */
 #define POLICY_RULE_PARAM_MAX 64
-/* Largest duration a rule accepts, seconds (RFC 9111 delta-seconds cap). */
-#define POLICY_RULE_DURATION_MAX INT64_C(2147483648)
 
 typedef enum policy_rule_host_kind {
     POLICY_RULE_HOST_ANY = 0,  /* no host part, or "*" */
@@ -51,7 +46,10 @@ enum { POLICY_RULE_HONOUR = 0, POLICY_RULE_OVERRIDE = 1 };  /* origin_cache_cont
 enum { POLICY_RULE_COOKIE_IGNORE = 0, POLICY_RULE_COOKIE_BYPASS = 1 };
 enum { POLICY_RULE_CDN_HONOUR = 0, POLICY_RULE_CDN_IGNORE = 1 }; /* cdn_cache_control */
 
-/* One rule. Durations are seconds; -1 = unset (the documented fallback). */
+/* One rule. Durations are seconds; -1 = unset (the documented fallback).
+ * Whoever fills host and path keeps them normalised as described, and
+ * host_kind and the literal counts in step with them: matching and the
+ * sort order rely on it. */
 typedef struct policy_rule {
     char pattern[POLICY_RULE_PATTERN_MAX]; /* as written, for messages and --check-config */
     char host[POLICY_RULE_PATTERN_MAX];    /* host glob, lowercased, no trailing dot; "" = any */
@@ -59,7 +57,7 @@ typedef struct policy_rule {
     policy_rule_host_kind_t host_kind;
     unsigned host_literals;                /* non-wildcard bytes in host */
     unsigned path_literals;                /* non-wildcard bytes in path */
-    uint32_t set;                          /* bit i: policy_rule_settings[i] set explicitly */
+    uint32_t set;                          /* bit i: rule key i of the config set explicitly */
 
     int64_t default_ttl;            /* lifetime without explicit freshness; -1: the heuristic */
     int64_t min_ttl;                /* floor of the lifetime; 0 = none */
@@ -77,52 +75,8 @@ typedef struct policy_rule {
     unsigned cdn_cache_control;     /* POLICY_RULE_CDN_* */
 } policy_rule_t;
 
-typedef enum policy_rule_type {
-    POLICY_RULE_DURATION, /* config_parse_duration syntax, whole seconds; "none" where the default is */
-    POLICY_RULE_BOOL,     /* on/off, yes/no, true/false, 1/0 */
-    POLICY_RULE_ENUM,     /* one of choices ("a|b") */
-    POLICY_RULE_LIST,     /* a mode word, then space- or comma-separated items */
-} policy_rule_type_t;
-
-/* One rule key: the parser, --help and the README rule table come from
- * these rows. */
-typedef struct policy_rule_setting {
-    const char *key;
-    policy_rule_type_t type;
-    const char *def;     /* default, in file syntax */
-    const char *choices; /* ENUM / LIST: the accepted forms, '|'-separated */
-    size_t offset;       /* of the field in policy_rule_t */
-    const char *doc;     /* one line */
-} policy_rule_setting_t;
-
-/* The table, terminated by key == NULL. Static lifetime. */
-extern const policy_rule_setting_t policy_rule_settings[];
-
 /* Reset r to the built-in defaults, matching everything (pattern "*"). */
 void policy_rule_defaults(policy_rule_t *r);
-/* Parse PATTERN of "[rule PATTERN]" into r (settings untouched):
- *   "/PATH-GLOB"  "HOST-GLOB/PATH-GLOB"  "*" (everything).
- * '*' matches any run of bytes, '/' included ("**" is the same as "*"),
- * '?' one byte. The host (letters, digits, "-._", '*', '?', or an IPv6
- * literal in brackets; no port) is matched case-insensitively without the
- * request's port and trailing dot; a host of "*" is the same as none.
- * The path is matched case-sensitively against the normalised path
- * without the query, so the pattern's escapes are normalised the same way
- * ("%7e" -> "~", "%2f" -> "%2F", raw bytes the key escapes get escaped).
- * Rejected with a message in err: empty, too long (also once escaped),
- * whitespace or control bytes, a host without a path ("example.com": write
- * example.com followed by a path glob), a port, a bad host character, '['
- * or ']' in the path (no character classes), '#', a bad escape, "." or
- * ".." segments (never in a normalised path). Returns 0 or -EINVAL. */
-int policy_rule_parse_pattern(policy_rule_t *r, const char *pattern, char *err, size_t errlen);
-/* Set one key from its file value (NUL-terminated, already trimmed and
- * unquoted). Returns 0, or -EINVAL with "KEY: expected ..., got 'VALUE'"
- * (or "unknown rule key 'KEY'") in err; the caller prefixes FILE:LINE. */
-int policy_rule_set(policy_rule_t *r, const char *key, const char *value, char *err, size_t errlen);
-/* Cross-key checks once a section is complete: override without
- * default_ttl, min_ttl > max_ttl, default_ttl outside [min_ttl, max_ttl],
- * keep / drop without items. Returns 0 or -EINVAL with err set. */
-int policy_rule_finish(policy_rule_t *r, char *err, size_t errlen);
 /* Stable sort, most specific first:
  *   1. host kind: literal host, then host glob, then no host;
  *   2. more literal (non-wildcard) host bytes first;
@@ -138,15 +92,6 @@ bool policy_rule_matches(const policy_rule_t *r, const char *host, size_t hostle
  * (use the built-in defaults). Points into rules. */
 const policy_rule_t *policy_rules_match(const policy_rule_t *rules, size_t n, const char *host, size_t hostlen,
                                         const char *path, size_t plen);
-/* Print the pattern and every effective setting, one "key = value" line
- * each, those left at their default marked "# default" (r NULL: the
- * built-in defaults). For `edge --check-config FILE URL`. */
-void policy_rule_print(FILE *out, const policy_rule_t *r);
-/* Print the rule keys for --help ("  key = default  doc"). */
-void policy_rule_print_help(FILE *out);
-/* Print the README's markdown table of rule keys. */
-void policy_rule_print_markdown(FILE *out);
-
 /* Fill out with policy_opts_init's values, then the rule's heuristic_max,
  * store_cookies (store_set_cookie), stale_with_s_maxage and targeted_cc
  * (cdn_cache_control = ignore: none; honour: the default list). r NULL:

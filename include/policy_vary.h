@@ -23,7 +23,8 @@ enum { POLICY_VARY_NONE = 0, POLICY_VARY_KEY = 1, POLICY_VARY_STAR = 2 };
 
 /* The field names the response varies on, into out. Returns
  * POLICY_VARY_NONE (no Vary, or only empty members), POLICY_VARY_KEY,
- * POLICY_VARY_STAR, or a negative buf error. */
+ * POLICY_VARY_STAR, or a negative errno: a buf error, or -E2BIG for a
+ * field name of 256 bytes or more. */
 int policy_vary_fields(buf_t *out, const http_fields_t *resp);
 /* The same, plus the names in implicit[0, ilen) ("name\n" lines): request
  * fields that select the response although the response does not say so

@@ -26,12 +26,18 @@
  * STORE_ERROR. */
 #define STORE_META_MAX (1024 * 1024)
 
+/* The store's result codes: 0 or negative, like an errno, but a set of
+ * its own (a caller branches on "not found" and "closed", which no errno
+ * says as plainly). The store_* calls and done callbacks below return
+ * these, never errno values; store_strerror names them. */
 enum {
     STORE_OK = 0,
     STORE_NOTFOUND = -1,   /* no such object / chunk */
     STORE_ERROR = -2,      /* LMDB error (logged) */
     STORE_CLOSED = -3,     /* store is shutting down; nothing queued */
 };
+/* A static description of a STORE_* code ("unknown store error" otherwise). */
+const char *store_strerror(int code);
 
 typedef struct store store_t;
 typedef struct store_reader store_reader_t;

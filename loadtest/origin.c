@@ -13,6 +13,7 @@
  *
  * Settings come from the project's settings table, restricted to the ones
  * that concern an HTTP server; both `--key=value` and `--key value` work. */
+#include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,14 +165,14 @@ static void control(http_conn_t *c, http_req_t *req, origin_app_t *app)
     } else if (IS("/.origin/stats") && get) {
         char *one = NULL;
         int found = origin_query_get(q, qlen, "path", &one);
-        int rc = found < 0 ? -1
+        int rc = found < 0 ? found
                  : found ? origin_stats_path_json(app->stats, one, strlen(one), &b)
                          : origin_stats_json(app->stats, &b);
+        bool bad = found == -EINVAL;
         free(one);
         if (rc)
-            http_resp_simple(c, found < 0 ? 400 : 500, NULL, "text/plain",
-                             found < 0 ? "bad parameter 'path'\n" : "out of memory\n",
-                             found < 0 ? 21 : 14);
+            http_resp_simple(c, bad ? 400 : 500, NULL, "text/plain",
+                             bad ? "bad parameter 'path'\n" : "out of memory\n", bad ? 21 : 14);
         else
             send_json(c, 200, &b);
     } else if (IS("/.origin/stats/reset") && req->method == HTTP_POST) {

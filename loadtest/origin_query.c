@@ -24,7 +24,8 @@ static int hexval(int c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decode s[0, n) into out (room for n + 1); returns the length or -1. */
+/* Percent-decode s[0, n) into out (room for n + 1); returns the length or
+ * -EINVAL for a bad escape. */
 static long url_decode(const char *s, size_t n, char *out)
 {
     size_t o = 0;
@@ -36,7 +37,7 @@ static long url_decode(const char *s, size_t n, char *out)
         int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
         int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
         if (hi < 0 || lo < 0)
-            return -1;
+            return -EINVAL;
         out[o++] = (char)(hi * 16 + lo);
         i += 2;
     }
@@ -58,11 +59,12 @@ int origin_query_get(const char *query, size_t qlen, const char *name, char **ou
         if ((size_t)(ne - p) == nl && memcmp(p, name, nl) == 0) {
             const char *v = eq ? eq + 1 : pe;
             char *d = malloc((size_t)(pe - v) + 1);
-            if (!d || url_decode(v, (size_t)(pe - v), d) < 0) {
+            int rc = !d ? -ENOMEM : url_decode(v, (size_t)(pe - v), d) < 0 ? -EINVAL : 0;
+            if (rc) {
                 free(d);
                 free(*out);
                 *out = NULL;
-                return -1;
+                return rc;
             }
             free(*out);
             *out = d; /* the last occurrence wins, as in origin_params_parse */
@@ -77,13 +79,13 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
     if (!*s)
-        return -1;
+        return -EINVAL;
     for (; *s; s++) {
         if (!isdigit((unsigned char)*s))
-            return -1;
+            return -EINVAL;
         unsigned d = (unsigned)(*s - '0');
         if (v > (max - d) / 10)
-            return -1;
+            return -EINVAL;
         v = v * 10 + d;
     }
     *out = v;
@@ -95,7 +97,7 @@ static int parse_i64(const char *s, int64_t *out)
     uint64_t v;
     bool neg = *s == '-';
     if (parse_u64(s + neg, 1ull << 40, &v)) /* ~35000 years: plenty for a test */
-        return -1;
+        return -EINVAL;
     *out = neg ? -(int64_t)v : (int64_t)v;
     return 0;
 }
@@ -107,7 +109,7 @@ static int parse_bool01(const char *s, bool *out)
     else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))
         *out = false;
     else
-        return -1;
+        return -EINVAL;
     return 0;
 }
 
@@ -142,7 +144,7 @@ static param_t lookup(const char *name)
     return P_UNKNOWN;
 }
 
-/* Apply one decoded parameter; returns 0, or -1 with the reason in why. */
+/* Apply one decoded parameter; returns 0, or -EINVAL with the reason in why. */
 static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char **why)
 {
     uint64_t u;
@@ -153,13 +155,13 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
     case P_STATUS:
         *why = "expected a status from 200 to 599";
         if (parse_u64(v, 599, &u) || u < 200)
-            return -1;
+            return -EINVAL;
         p->status = (int)u;
         return 0;
     case P_EXPIRES:
         *why = "expected an HTTP-date";
         if (policy_date_parse(v, strlen(v)) < 0)
-            return -1;
+            return -EINVAL;
         p->expires = v;
         return 0;
     case P_EXPIRES_IN:
@@ -169,7 +171,7 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
     case P_LM:
         *why = "expected an HTTP-date";
         if (policy_date_parse(v, strlen(v)) < 0)
-            return -1;
+            return -EINVAL;
         p->lm = v;
         return 0;
     case P_LM_AGO:
@@ -180,7 +182,7 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
         *why = "expected auto, an entity-tag (\"x\" or W/\"x\") or a bare tag without quotes";
         size_t n = strlen(v);
         if (!safe_value(v) || n == 0)
-            return -1;
+            return -EINVAL;
         if (strcmp(v, "auto") == 0) {
             p->etag_auto = true;
             p->etag = NULL;
@@ -191,12 +193,12 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
         if (*q == '"') {
             size_t ql = strlen(q);
             if (ql < 2 || q[ql - 1] != '"' || memchr(q + 1, '"', ql - 2))
-                return -1;
+                return -EINVAL;
             p->etag = v;
             return 0;
         }
         if (strchr(v, '"'))
-            return -1;
+            return -EINVAL;
         /* Bare tag: quote it, in the spare room after the decoded strings. */
         char *t = *mem;
         t[0] = '"';
@@ -230,7 +232,7 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
         else if (strcmp(v, "foreign") == 0)
             p->r304 = ORIGIN_304_FOREIGN;
         else
-            return -1;
+            return -EINVAL;
         return 0;
     case P_AGE:
         *why = "expected seconds";
@@ -240,24 +242,24 @@ static int apply(origin_params_t *p, param_t k, char *v, char **mem, const char 
         *why = "expected Name:Value with a token name and no control characters";
         char *colon = strchr(v, ':');
         if (!colon || colon == v || !safe_value(v))
-            return -1;
+            return -EINVAL;
         for (char *c = v; c < colon; c++)
             if (!is_tchar((unsigned char)*c))
-                return -1;
+                return -EINVAL;
         char *val = colon + 1;
         while (*val == ' ' || *val == '\t')
             val++;
         if (buf_append(&p->extra, v, (size_t)(colon - v)) || buf_append(&p->extra, ": ", 2) ||
             buf_puts(&p->extra, val) || buf_append(&p->extra, "\r\n", 2)) {
             *why = "too many header= bytes";
-            return -1;
+            return -EINVAL;
         }
         return 0;
     }
     case P_CC: case P_VARY: case P_SK: case P_CT: case P_COOKIE: {
         *why = "control characters are not allowed in a header value";
         if (!safe_value(v))
-            return -1;
+            return -EINVAL;
         const char **dst = k == P_CC ? &p->cc : k == P_VARY ? &p->vary : k == P_SK ? &p->sk
                            : k == P_CT ? &p->ct : &p->cookie;
         *dst = v;
@@ -280,7 +282,7 @@ int origin_params_parse(origin_params_t *p, const char *query, size_t qlen, char
     char *mem = p->mem = malloc(2 * qlen + 16);
     if (!mem) {
         snprintf(err, errlen, "out of memory\n");
-        return -1;
+        return -ENOMEM;
     }
     const char *s = query, *end = query + qlen;
     while (s < end) {
@@ -298,17 +300,17 @@ int origin_params_parse(origin_params_t *p, const char *query, size_t qlen, char
                 const char *why = "bad percent-encoding";
                 char *dv = mem;
                 long dl = url_decode(v, (size_t)(pe - v), dv);
-                int rc = -1;
+                int rc = -EINVAL;
                 if (dl >= 0) {
                     mem += dl + 1;
-                    rc = (size_t)dl == strlen(dv) ? apply(p, k, dv, &mem, &why) : -1;
+                    rc = (size_t)dl == strlen(dv) ? apply(p, k, dv, &mem, &why) : -EINVAL;
                     if (rc && (size_t)dl != strlen(dv))
                         why = "NUL bytes are not allowed";
                 }
                 if (rc) {
                     snprintf(err, errlen, "bad parameter '%s': %s, got '%.*s'\n", name, why,
                              (int)((pe - v) > 200 ? 200 : (pe - v)), v);
-                    return -1;
+                    return rc;
                 }
             }
         }

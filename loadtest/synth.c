@@ -1,4 +1,4 @@
-/* synth: synthetic bodies (see include/synth.h).
+/* synth: synthetic bodies (see loadtest/synth.h).
  *
  * Counter mode: line L (64 bytes) of a body starts from SipHash(key(path),
  * L), expanded into 8 words by a splitmix64 finaliser; each byte is one

@@ -56,12 +56,12 @@ static int put_pct(buf_t *out, unsigned char c)
     return buf_append(out, t, 3);
 }
 
-/* Decode the escape at p[0..n) (p[0] == '%') into *c; -1 when malformed. */
+/* Decode the escape at p[0..n) (p[0] == '%') into *c; -EINVAL when malformed. */
 static int pct_decode(const char *p, size_t n, unsigned char *c)
 {
     int hi, lo;
     if (n < 3 || (hi = hexval((unsigned char)p[1])) < 0 || (lo = hexval((unsigned char)p[2])) < 0)
-        return -1;
+        return -EINVAL;
     *c = (unsigned char)(hi << 4 | lo);
     return 0;
 }

@@ -3,15 +3,18 @@
 #include "policy_vary.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
 #include "hash.h"
 
-/* Append the normalised value of request field name (nlen) to out. */
+/* Append the normalised value of request field name (nlen) to out.
+ * Returns 0 or a negative buf error. */
 static int put_value(buf_t *out, const http_fields_t *req, const char *name, size_t nlen)
 {
     bool any = false;
+    int rc;
     for (size_t i = 0; i < req->n; i++) {
         http_slice_t n = http_fields_name(req, i);
         if (n.len != nlen || strncasecmp(n.p, name, nlen) != 0)
@@ -19,8 +22,8 @@ static int put_value(buf_t *out, const http_fields_t *req, const char *name, siz
         size_t pos = 0;
         http_slice_t item;
         while (http_list_next(http_fields_value(req, i), &pos, &item)) {
-            if (buf_append(out, any ? "," : ":", 1))
-                return -1;
+            if ((rc = buf_append(out, any ? "," : ":", 1)))
+                return rc;
             any = true;
             bool space = false;
             for (size_t m = 0; m < item.len; m++) {
@@ -29,23 +32,23 @@ static int put_value(buf_t *out, const http_fields_t *req, const char *name, siz
                     space = true;
                     continue;
                 }
-                if (space && buf_append(out, " ", 1))
-                    return -1;
+                if (space && (rc = buf_append(out, " ", 1)))
+                    return rc;
                 space = false;
                 char lc = (char)tolower((unsigned char)c);
-                if (buf_append(out, &lc, 1))
-                    return -1;
+                if ((rc = buf_append(out, &lc, 1)))
+                    return rc;
             }
         }
         if (!any) {
             /* Present but empty. */
-            if (buf_append(out, ":", 1))
-                return -1;
+            if ((rc = buf_append(out, ":", 1)))
+                return rc;
             any = true;
         }
     }
-    if (!any && buf_append(out, "!", 1))
-        return -1;
+    if (!any && (rc = buf_append(out, "!", 1)))
+        return rc;
     return buf_append(out, "\n", 1);
 }
 
@@ -62,22 +65,25 @@ bool policy_vary_listed(const char *fields, size_t flen, const char *name, size_
     return false;
 }
 
-/* Append name (nlen, lowercased) as a line of out[start, len) unless listed. */
+/* Append name (nlen, lowercased) as a line of out[start, len) unless listed.
+ * Returns 0 or a negative errno: -E2BIG for a name of 256 bytes or more
+ * (no real field name is this long), or a buf error. */
 static int add_name(buf_t *out, size_t start, const char *name, size_t nlen)
 {
     char lower[256];
     if (nlen >= sizeof lower)
-        return -1; /* no real field name is this long */
+        return -E2BIG;
     for (size_t m = 0; m < nlen; m++)
         lower[m] = (char)tolower((unsigned char)name[m]);
     if (policy_vary_listed(out->data ? out->data + start : "", out->len - start, lower, nlen))
         return 0;
-    return buf_append(out, lower, nlen) || buf_append(out, "\n", 1) ? -1 : 0;
+    int rc = buf_append(out, lower, nlen);
+    return rc ? rc : buf_append(out, "\n", 1);
 }
 
 int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *implicit, size_t ilen)
 {
-    int kind = POLICY_VARY_NONE;
+    int kind = POLICY_VARY_NONE, rc;
     size_t start = out->len;
     for (size_t i = 0; i < resp->n; i++) {
         if (!http_name_eq(http_fields_name(resp, i), "vary"))
@@ -89,16 +95,16 @@ int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *i
                 out->len = start;
                 return POLICY_VARY_STAR;
             }
-            if (add_name(out, start, item.p, item.len))
-                return -1;
+            if ((rc = add_name(out, start, item.p, item.len)))
+                return rc;
             kind = POLICY_VARY_KEY;
         }
     }
     for (size_t i = 0; i < ilen;) {
         const char *nl = memchr(implicit + i, '\n', ilen - i);
         size_t l = nl ? (size_t)(nl - implicit) - i : ilen - i;
-        if (l && add_name(out, start, implicit + i, l))
-            return -1;
+        if (l && (rc = add_name(out, start, implicit + i, l)))
+            return rc;
         kind = l ? POLICY_VARY_KEY : kind;
         i += l + 1;
     }
@@ -116,8 +122,9 @@ int policy_vary_key_from_fields(buf_t *out, const char *fields, size_t flen, con
     while (i < flen) {
         const char *nl = memchr(fields + i, '\n', flen - i);
         size_t l = nl ? (size_t)(nl - fields) - i : flen - i;
-        if (buf_append(out, fields + i, l) || put_value(out, req, fields + i, l))
-            return -1;
+        int rc = buf_append(out, fields + i, l);
+        if (rc || (rc = put_value(out, req, fields + i, l)))
+            return rc;
         i += l + 1;
     }
     return 0;
@@ -129,8 +136,9 @@ static int vary_key_with(buf_t *out, const http_fields_t *resp, const char *impl
     buf_t names;
     buf_init(&names, 64 * 1024);
     int kind = policy_vary_fields_with(&names, resp, implicit, ilen);
-    if (kind == POLICY_VARY_KEY && policy_vary_key_from_fields(out, names.data, names.len, req))
-        kind = -1;
+    int rc;
+    if (kind == POLICY_VARY_KEY && (rc = policy_vary_key_from_fields(out, names.data, names.len, req)))
+        kind = rc;
     buf_free(&names);
     return kind;
 }

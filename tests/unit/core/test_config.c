@@ -1,6 +1,7 @@
 /* The settings table and its parser: defaults, files, flags, and the
  * error messages (file:line and what was expected). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,14 +38,14 @@ Test(config, shield_defaults_differ_where_they_should)
     cr_assert(c.forward_cdn_cache_control);
     cr_assert_str_eq(c.health_path, "/");
     char err[256];
-    cr_assert_eq(config_set(&c, CONFIG_SHIELD, "shields", "127.0.0.1:1", "--shields", err, sizeof err), -1,
+    cr_assert_eq(config_set(&c, CONFIG_SHIELD, "shields", "127.0.0.1:1", "--shields", err, sizeof err), -EINVAL,
                  "shields is an edge setting");
     config_defaults(&c, CONFIG_EDGE);
     cr_assert_not(c.forward_cdn_cache_control);
     cr_assert_str_eq(c.shields, "");
     cr_assert_eq(c.health_interval_ms, 2000);
     cr_assert_eq(c.eject_after, 3);
-    cr_assert_eq(config_set(&c, CONFIG_EDGE, "health_path", "/x", "--health-path", err, sizeof err), -1,
+    cr_assert_eq(config_set(&c, CONFIG_EDGE, "health_path", "/x", "--health-path", err, sizeof err), -EINVAL,
                  "health_path is a shield setting");
 }
 
@@ -100,7 +101,7 @@ static void expect_error(const char *text, const char *needle)
     char err[256] = "";
     config_defaults(&c, CONFIG_EDGE);
     const char *f = write_file(text);
-    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, f, err, sizeof err), -1, "accepted: %s", text);
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, f, err, sizeof err), -EINVAL, "accepted: %s", text);
     char where[96];
     snprintf(where, sizeof where, "%s:", f);
     cr_assert(strstr(err, where) == err, "no file name in: %s", err);
@@ -147,7 +148,7 @@ Test(config, missing_file)
     config_t c;
     char err[256];
     config_defaults(&c, CONFIG_EDGE);
-    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, "/nonexistent/cdn.conf", err, sizeof err), -1);
+    cr_assert_eq(config_load_file(&c, CONFIG_EDGE, "/nonexistent/cdn.conf", err, sizeof err), -ENOENT);
     cr_assert(strstr(err, "/nonexistent/cdn.conf: cannot open"));
 }
 
@@ -170,12 +171,12 @@ Test(config, bad_flags)
     char err[256];
     config_defaults(&c, CONFIG_EDGE);
     char *a1[] = { "edge", "--cache-size=huge", NULL };
-    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a1, err, sizeof err), -1);
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a1, err, sizeof err), -EINVAL);
     cr_assert(strstr(err, "--cache_size: cache_size: expected a size"), "%s", err);
     char *a2[] = { "edge", "stray", NULL };
-    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a2, err, sizeof err), -1);
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a2, err, sizeof err), -EINVAL);
     char *a3[] = { "edge", "-c", NULL };
-    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a3, err, sizeof err), -1);
+    cr_assert_eq(config_from_args(&c, CONFIG_EDGE, "edge", 2, a3, err, sizeof err), -EINVAL);
 }
 
 Test(config, parse_helpers)
@@ -185,14 +186,14 @@ Test(config, parse_helpers)
     cr_assert_eq(v, 16384);
     cr_assert_eq(config_parse_size("1MiB", &v), 0);
     cr_assert_eq(v, 1 << 20);
-    cr_assert_eq(config_parse_size("99999999999999999999", &v), -1);
-    cr_assert_eq(config_parse_size("18446744073709551615G", &v), -1);
-    cr_assert_eq(config_parse_size("", &v), -1);
+    cr_assert_eq(config_parse_size("99999999999999999999", &v), -EINVAL);
+    cr_assert_eq(config_parse_size("18446744073709551615G", &v), -EINVAL);
+    cr_assert_eq(config_parse_size("", &v), -EINVAL);
     cr_assert_eq(config_parse_duration("5", &v), 0);
     cr_assert_eq(v, 5000);
     cr_assert_eq(config_parse_duration("1h", &v), 0);
     cr_assert_eq(v, 3600000);
-    cr_assert_eq(config_parse_duration("1w", &v), -1);
+    cr_assert_eq(config_parse_duration("1w", &v), -EINVAL);
     char host[64];
     unsigned port;
     cr_assert_eq(config_parse_addr("127.0.0.2:99", host, sizeof host, &port), 0);

@@ -341,3 +341,12 @@ Test(store_basic, touch_overflow_and_close_drains)
     store_close(s);
     cr_assert_eq(n, 1);
 }
+
+Test(store_basic, strerror_names_each_code)
+{
+    cr_assert_str_eq(store_strerror(STORE_OK), "ok");
+    cr_assert_str_eq(store_strerror(STORE_NOTFOUND), "not found");
+    cr_assert_str_eq(store_strerror(STORE_ERROR), "storage error");
+    cr_assert_str_eq(store_strerror(STORE_CLOSED), "store closed");
+    cr_assert_str_eq(store_strerror(-1000), "unknown store error");
+}

@@ -9,7 +9,7 @@ static void bad_pattern(const char *pattern, const char *msg)
     policy_rule_t r;
     policy_rule_defaults(&r);
     err[0] = '\0';
-    cr_assert_eq(policy_rule_parse_pattern(&r, pattern, err, sizeof err), -EINVAL, "%s", pattern);
+    cr_assert_eq(config_rule_parse_pattern(&r, pattern, err, sizeof err), -EINVAL, "%s", pattern);
     cr_assert_not_null(strstr(err, msg), "%s: '%s' lacks '%s'", pattern, err, msg);
 }
 
@@ -19,7 +19,7 @@ static void bad_value(const char *k, const char *v, const char *msg)
     policy_rule_defaults(&r);
     before = r;
     err[0] = '\0';
-    cr_assert_eq(policy_rule_set(&r, k, v, err, sizeof err), -EINVAL, "%s = %s", k, v);
+    cr_assert_eq(config_rule_set(&r, k, v, err, sizeof err), -EINVAL, "%s = %s", k, v);
     cr_assert_not_null(strstr(err, msg), "%s = %s: '%s' lacks '%s'", k, v, err, msg);
     cr_assert_eq(memcmp(&r, &before, sizeof r), 0, "%s = %s changed the rule", k, v);
 }
@@ -249,7 +249,26 @@ Test(rule_keys, defaults)
     cr_assert_eq(r.cdn_cache_control, POLICY_RULE_CDN_HONOUR);
     cr_assert_eq(r.set, 0);
     cr_assert_str_eq(r.pattern, "*");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), 0);
+}
+
+/* The config's table documents the defaults (--help, README) and
+ * policy_rule_defaults sets them: the two must say the same. */
+Test(rule_keys, table_defaults_are_the_built_in_ones)
+{
+    policy_rule_t builtin, parsed;
+    policy_rule_defaults(&builtin);
+    policy_rule_defaults(&parsed);
+    for (const config_rule_setting_t *s = config_rule_settings; s->key; s++) {
+        size_t n = s->type == CONFIG_RULE_DURATION ? sizeof(int64_t)
+                   : s->type == CONFIG_RULE_BOOL   ? sizeof(bool)
+                                                   : sizeof(unsigned);
+        memset((char *)&parsed + s->offset, 0x5a, n); /* forget the built-in value... */
+    }
+    for (const config_rule_setting_t *s = config_rule_settings; s->key; s++)
+        set(&parsed, s->key, s->def); /* ...and take the table's */
+    parsed.set = 0;
+    cr_assert_eq(memcmp(&parsed, &builtin, sizeof builtin), 0);
 }
 
 Test(rule_keys, durations)
@@ -259,7 +278,7 @@ Test(rule_keys, durations)
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         policy_rule_t r;
         policy_rule_defaults(&r);
-        const policy_rule_setting_t *s = policy_rule_settings;
+        const config_rule_setting_t *s = config_rule_settings;
         while (strcmp(s->key, keys[i]))
             s++;
         static const struct {
@@ -272,7 +291,7 @@ Test(rule_keys, durations)
             memcpy(&v, (char *)&r + s->offset, sizeof v);
             cr_assert_eq(v, good[k].secs, "%s = %s", keys[i], good[k].text);
         }
-        cr_assert(r.set & (1u << (s - policy_rule_settings)));
+        cr_assert(r.set & (1u << (s - config_rule_settings)));
         bad_value(keys[i], "", "expected a duration");
         bad_value(keys[i], "x", "expected a duration");
         bad_value(keys[i], "-5", "expected a duration");
@@ -340,7 +359,7 @@ Test(rule_keys, unknown)
     bad_value("listen", "x", "unknown rule key");
     policy_rule_t r;
     policy_rule_defaults(&r);
-    cr_assert_eq(policy_rule_set(&r, NULL, "x", err, sizeof err), -EINVAL);
+    cr_assert_eq(config_rule_set(&r, NULL, "x", err, sizeof err), -EINVAL);
 }
 
 Test(rule_keys, query)
@@ -396,26 +415,26 @@ Test(rule_keys, finish_cross_checks)
 {
     policy_rule_t r = rule("/x/*");
     set(&r, "origin_cache_control", "override");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), -EINVAL);
     cr_assert_not_null(strstr(err, "override needs default_ttl"), "%s", err);
     cr_assert_not_null(strstr(err, "/x/*"), "%s", err);
     set(&r, "default_ttl", "1h");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), 0);
 
     r = rule("/x/*");
     set(&r, "min_ttl", "1h");
     set(&r, "max_ttl", "1m");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), -EINVAL);
     cr_assert_not_null(strstr(err, "min_ttl is larger than max_ttl"), "%s", err);
     set(&r, "max_ttl", "1h");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), 0);
     set(&r, "default_ttl", "1m");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), -EINVAL);
     cr_assert_not_null(strstr(err, "default_ttl is outside"), "%s", err);
     set(&r, "default_ttl", "2h");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), -EINVAL);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), -EINVAL);
     set(&r, "default_ttl", "1h");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), 0);
 }
 
 Test(rule_keys, no_inheritance_between_rules)
@@ -440,7 +459,7 @@ static char *print(const policy_rule_t *r)
     memset(text, 0, sizeof text);
     FILE *f = fmemopen(text, sizeof text - 1, "w");
     cr_assert_not_null(f);
-    policy_rule_print(f, r);
+    config_rule_print(f, r);
     fclose(f);
     return strdup(text);
 }
@@ -469,7 +488,7 @@ Test(rule_print, every_setting_and_round_trip)
 
     /* every key is printed, and the printed values parse back to the same rule */
     policy_rule_t back = rule("*.example.com/img/*");
-    for (const policy_rule_setting_t *s = policy_rule_settings; s->key; s++) {
+    for (const config_rule_setting_t *s = config_rule_settings; s->key; s++) {
         char key[80];
         snprintf(key, sizeof key, "\n%s = ", s->key);
         char *at = strstr(text, key);
@@ -499,12 +518,12 @@ Test(rule_print, help_and_markdown_list_every_key)
     char *help = NULL, *md = NULL;
     size_t hl, ml;
     FILE *f = open_memstream(&help, &hl);
-    policy_rule_print_help(f);
+    config_rule_print_help(f);
     fclose(f);
     f = open_memstream(&md, &ml);
-    policy_rule_print_markdown(f);
+    config_rule_print_markdown(f);
     fclose(f);
-    for (const policy_rule_setting_t *s = policy_rule_settings; s->key; s++) {
+    for (const config_rule_setting_t *s = config_rule_settings; s->key; s++) {
         char k[80];
         cr_assert_not_null(strstr(help, s->key), "%s", s->key);
         snprintf(k, sizeof k, "| `%s` |", s->key);

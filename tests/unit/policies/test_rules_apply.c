@@ -135,7 +135,7 @@ Test(rule_apply, override)
     policy_rule_t r = rule("*");
     set(&r, "origin_cache_control", "override");
     set(&r, "default_ttl", "10m");
-    cr_assert_eq(policy_rule_finish(&r, err, sizeof err), 0);
+    cr_assert_eq(config_rule_finish(&r, err, sizeof err), 0);
     policy_req_t q = req(fields(NULL));
     static const char *const cc[] = { "no-store", "private", "no-cache", "max-age=0, must-revalidate",
                                       "s-maxage=5", "max-age=x" };

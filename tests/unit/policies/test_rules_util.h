@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h" /* the [rule] parser fills the rules under test */
 #include "policy_rules.h"
 
 #define T0 INT64_C(784111777) /* Sun, 06 Nov 1994 08:49:37 GMT */
@@ -22,13 +23,13 @@ static inline policy_rule_t rule(const char *pattern)
 {
     policy_rule_t r;
     policy_rule_defaults(&r);
-    cr_assert_eq(policy_rule_parse_pattern(&r, pattern, err, sizeof err), 0, "%s: %s", pattern, err);
+    cr_assert_eq(config_rule_parse_pattern(&r, pattern, err, sizeof err), 0, "%s: %s", pattern, err);
     return r;
 }
 
 static inline void set(policy_rule_t *r, const char *k, const char *v)
 {
-    cr_assert_eq(policy_rule_set(r, k, v, err, sizeof err), 0, "%s = %s: %s", k, v, err);
+    cr_assert_eq(config_rule_set(r, k, v, err, sizeof err), 0, "%s = %s: %s", k, v, err);
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* Vary: field lists, secondary keys, normalisation, variant ids. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,4 +171,22 @@ Test(vary, implicit_fields_join_the_key)
     http_fields_free(&star);
     http_fields_free(&a);
     http_fields_free(&c);
+}
+
+Test(vary, failures_are_negative_errno)
+{
+    char name[300];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    const char *resp[] = { "Vary", name, NULL }, *req[] = { "Accept", "a", NULL };
+    http_fields_t r = h(resp), q = h(req);
+    buf_t b;
+    buf_init(&b, 0);
+    cr_assert_eq(policy_vary_fields(&b, &r), -E2BIG, "no field name is 299 bytes long");
+    buf_free(&b);
+    buf_init(&b, 4); /* past its cap: buf_append's -E2BIG comes through */
+    cr_assert_eq(policy_vary_key_from_fields(&b, "accept\n", 7, &q), -E2BIG);
+    buf_free(&b);
+    http_fields_free(&r);
+    http_fields_free(&q);
 }

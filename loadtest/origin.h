@@ -60,14 +60,15 @@ typedef struct origin_params {
 } origin_params_t;
 
 /* Parse query[0, qlen) (without the '?') into p. Unknown parameters are
- * ignored (so cache-busting ones pass). Returns 0, or -1 with a message
- * naming the bad parameter in err; p must be freed either way. */
+ * ignored (so cache-busting ones pass). Returns 0, or -EINVAL with a
+ * message naming the bad parameter in err (the 400 answer's body), or
+ * -ENOMEM; p must be freed either way. */
 int origin_params_parse(origin_params_t *p, const char *query, size_t qlen, char *err, size_t errlen);
 /* Free what origin_params_parse allocated. */
 void origin_params_free(origin_params_t *p);
 /* Find parameter name in query[0, qlen) and URL-decode its value into a
  * malloc'd NUL-terminated string (caller frees) in *out. Returns 1 found,
- * 0 absent, -1 bad escape. */
+ * 0 absent, -EINVAL for a bad escape or -ENOMEM (*out NULL). */
 int origin_query_get(const char *query, size_t qlen, const char *name, char **out);
 
 /* --- answering requests (origin_serve.c) --- */
