@@ -100,24 +100,24 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port)
     if (*s == '[') {
         const char *rb = strchr(s, ']');
         if (!rb || rb[1] != ':')
-            return -1;
+            return -EINVAL;
         s++;
         hl = (size_t)(rb - s);
         colon = rb + 1;
     } else {
         colon = strrchr(s, ':');
         if (!colon)
-            return -1;
+            return -EINVAL;
         hl = (size_t)(colon - s);
     }
     if (hl == 0 || hl >= hostlen)
-        return -1;
+        return -EINVAL;
     char *end;
     if (!isdigit((unsigned char)colon[1]))
-        return -1;
+        return -EINVAL;
     unsigned long p = strtoul(colon + 1, &end, 10);
     if (*end || p > 65535)
-        return -1;
+        return -EINVAL;
     memcpy(host, s, hl);
     host[hl] = '\0';
     *port = (unsigned)p;

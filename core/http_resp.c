@@ -5,6 +5,7 @@
  * head is held back and sent together with the first body bytes. */
 #include "http_conn_internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,7 +110,7 @@ static int conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned n, int zc,
     if (c->state == CONN_CLOSED) {
         if (release)
             release(arg);
-        return -1;
+        return -ENOTCONN;
     }
     if (c->pending == 0) {
         int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
@@ -124,7 +125,7 @@ static int conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned n, int zc,
             if (release)
                 release(arg);
             conn_close(c);
-            return -1;
+            return -ENOTCONN;
         }
     }
     size_t copy = 0, skip = done;
@@ -139,7 +140,7 @@ static int conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned n, int zc,
         if (release)
             release(arg);
         conn_close(c);
-        return -1;
+        return -ENOTCONN;
     }
     w->c = c;
     w->bytes = total - done;
@@ -169,7 +170,7 @@ static int conn_send(http_conn_t *c, const uv_buf_t *bufs, unsigned n, int zc,
             release(arg);
         free(w);
         conn_close(c);
-        return -1;
+        return -ENOTCONN;
     }
     if (c->state == CONN_HANDLING)
         conn_timer_arm(c);
@@ -244,7 +245,7 @@ int http_resp_interim(http_conn_t *c, int status, const char *block, size_t len)
     http_req_t *r = &c->req;
     if (status < 100 || status > 199 || status == 101 || c->state != CONN_HANDLING || c->finished ||
         c->head_started || c->resp_bytes || r->http_major != 1 || r->http_minor < 1)
-        return -1;
+        return -ENOTCONN;
     char line[64];
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
     uv_buf_t b[3] = { uv_buf_init(line, (unsigned)n), uv_buf_init((char *)block, (unsigned)len),
@@ -303,7 +304,7 @@ int http_resp_write(http_conn_t *c, const void *p, size_t n, void (*release)(voi
     if (c->state != CONN_HANDLING || c->finished) {
         if (release)
             release(arg);
-        return -1;
+        return -ENOTCONN;
     }
     uv_buf_t b[4];
     unsigned nb = 0;
@@ -334,14 +335,6 @@ int http_resp_write(http_conn_t *c, const void *p, size_t n, void (*release)(voi
         release = NULL;
     }
     return conn_send(c, b, nb, zc, release, arg);
-}
-
-int http_resp_writev(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
-{
-    for (unsigned i = 0; i < nbufs; i++)
-        if (http_resp_write(c, bufs[i].base, bufs[i].len, NULL, NULL))
-            return -1;
-    return 0;
 }
 
 void http_resp_finish(http_conn_t *c)

@@ -56,8 +56,9 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
         bool drop = false;
         for (int k = 0; fill && fill_drop[k]; k++)
             drop |= http_name_eq(n, fill_drop[k]);
-        if (!drop && http_fields_add(out, n.p, n.len, v.p, v.len))
-            return -1;
+        int rc = drop ? 0 : http_fields_add(out, n.p, n.len, v.p, v.len);
+        if (rc)
+            return rc;
     }
     buf_t b;
     buf_init(&b, 0);

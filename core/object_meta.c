@@ -1,6 +1,7 @@
 /* object_meta: encode/decode the stored metadata (layout in the header). */
 #include "object_meta.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -36,7 +37,7 @@ int object_meta_decode(const void *blob, size_t len, object_meta_t *m)
     uint32_t esz, lens[4];
     size_t fixed = 4 + 2 + 1 + 1 + 2 + 2 + 4 + sizeof m->entry + 16;
     if (len < fixed || memcmp(p, "CDNM", 4) != 0)
-        return -1;
+        return -EINVAL;
     memcpy(&ver, p + 4, 2);
     m->kind = (uint8_t)p[6];
     memcpy(&st, p + 8, 2);
@@ -44,14 +45,14 @@ int object_meta_decode(const void *blob, size_t len, object_meta_t *m)
     if (ver != OBJECT_META_VERSION || esz != sizeof m->entry ||
         (m->kind != OBJECT_META_OBJECT && m->kind != OBJECT_META_INDEX) ||
         (m->kind == OBJECT_META_OBJECT && (st < 100 || st > 999)))
-        return -1;
+        return -EINVAL;
     if (policy_entry_load(&m->entry, p + 16, sizeof m->entry))
-        return -1;
+        return -EINVAL;
     const char *q = p + 16 + sizeof m->entry;
     memcpy(lens, q, 16);
     q += 16;
     if ((uint64_t)lens[0] + lens[1] + lens[2] + lens[3] != len - fixed)
-        return -1;
+        return -EINVAL;
     m->status = st;
     m->block = q;
     m->block_len = lens[0];
@@ -105,12 +106,21 @@ bool object_meta_field(const char *block, size_t len, const char *name, http_sli
     return each_line(block, len, find_fn, &f);
 }
 
+typedef struct add_ctx {
+    http_fields_t *out;
+    int rc;
+} add_ctx_t;
+
 static bool add_fn(http_slice_t n, http_slice_t v, void *arg)
 {
-    return http_fields_add(arg, n.p, n.len, v.p, v.len) != 0; /* stop on error */
+    add_ctx_t *a = arg;
+    a->rc = http_fields_add(a->out, n.p, n.len, v.p, v.len);
+    return a->rc != 0; /* stop on error */
 }
 
 int object_meta_fields(http_fields_t *out, const char *block, size_t len)
 {
-    return each_line(block, len, add_fn, out) ? -1 : 0;
+    add_ctx_t a = { out, 0 };
+    each_line(block, len, add_fn, &a);
+    return a.rc;
 }

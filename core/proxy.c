@@ -4,6 +4,7 @@
 #include "proxy_state.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,12 +179,12 @@ static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errle
     bool shields = cfg->shields[0] != '\0';
     pool_t *origins = NULL;
     if (!no_origin && !(origins = parse_pool(cfg, cfg->origin, false, !shields, err, errlen)))
-        return -1;
+        return -EINVAL;
     if (shields) {
         px->primary = parse_pool(cfg, cfg->shields, true, no_origin, err, errlen);
         if (!px->primary) {
             pool_free(origins);
-            return -1;
+            return -EINVAL;
         }
         px->primary_shields = true;
         px->fallback = origins;
@@ -191,7 +192,7 @@ static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errle
     }
     if (!origins) {
         snprintf(err, errlen, "origin: a node without shields needs an origin");
-        return -1;
+        return -EINVAL;
     }
     px->primary = origins;
     return 0;
@@ -230,7 +231,7 @@ static int build_pass_lists(proxy_t *px, const config_t *cfg, char *err, size_t 
         if (policy_vary_listed(px->pass_unkeyed, px->pass_unkeyed_len, px->pass_keyed + i, l)) {
             snprintf(err, errlen, "pass_headers_unkeyed: '%.*s' is in pass_headers too: keyed or not?", (int)l,
                      px->pass_keyed + i);
-            return -1;
+            return -EINVAL;
         }
         i += l + 1;
     }
@@ -242,7 +243,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     proxy_t *px = calloc(1, sizeof *px);
     if (!px) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
     px->cfg = cfg;
     policy_rule_defaults(&px->defaults);
@@ -250,7 +251,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     if (!px->opts) {
         snprintf(err, errlen, "out of memory");
         free(px);
-        return -1;
+        return -ENOMEM;
     }
     for (size_t i = 0; i <= cfg->nrules; i++) {
         policy_opts_t *o = &px->opts[i];
@@ -263,7 +264,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     if (build_pass_lists(px, cfg, err, errlen) || build_pools(px, cfg, err, errlen)) {
         free(px->opts);
         free(px);
-        return -1;
+        return -EINVAL;
     }
     snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
     px->via_len = strlen(px->via);
@@ -274,12 +275,13 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .size = cfg->cache_size,
         .sync_commit = cfg->cache_sync == CONFIG_SYNC_COMMIT,
     };
-    if (store_open(&px->store, &so, err, errlen)) {
+    int rc = store_open(&px->store, &so, err, errlen);
+    if (rc) {
         pool_free(px->primary);
         pool_free(px->fallback);
         free(px->opts);
         free(px);
-        return -1;
+        return rc;
     }
     px->fetches = fetch_table_new();
     px->hooks = (worker_hooks_t){

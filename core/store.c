@@ -294,7 +294,7 @@ static void store_free(store_t *s)
 
 int store_open(store_t **out, const store_opts_t *opts, char *err, size_t errlen)
 {
-    int rc = -1;
+    int rc = -EIO; /* the reason is in err */
     store_t *s = NULL;
     *out = NULL;
     if (!opts || !opts->dir || !opts->dir[0]) {

@@ -86,7 +86,7 @@ int worker_post(worker_t *w, worker_fn fn, void *arg)
 {
     post_msg_t *m = malloc(sizeof *m);
     if (!m)
-        return -1;
+        return -ENOMEM;
     m->next = NULL;
     m->fn = fn;
     m->arg = arg;
@@ -94,7 +94,7 @@ int worker_post(worker_t *w, worker_fn fn, void *arg)
     if (w->closed_to_posts) {
         pthread_mutex_unlock(&w->mu);
         free(m);
-        return -1;
+        return -ESHUTDOWN;
     }
     if (w->tail)
         w->tail->next = m;

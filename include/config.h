@@ -131,7 +131,7 @@ int config_parse_size(const char *s, uint64_t *out);
 /* Parse a duration into milliseconds ("10s", "250ms", "2m", "1d", "5" = 5 s);
  * returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *out_ms);
-/* Split "host:port" / "[v6]:port" into host and port; 0 or -1. */
+/* Split "host:port" / "[v6]:port" into host and port; 0 or -EINVAL. */
 int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port);
 
 /* ---- [rule PATTERN] sections (core/config_rules.c) ----

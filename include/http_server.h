@@ -95,16 +95,14 @@ void http_resp_end_head(http_conn_t *c, int64_t content_length);
  * line, the pre-formatted header lines block[0, len) ("Name: v\r\n"...;
  * the caller leaves out hop-by-hop fields) and the empty line. Only to
  * HTTP/1.1 clients (RFC 9110 15.2) and only before the final head was
- * started; returns -1 (nothing sent) otherwise, or when the connection is
- * going away. */
+ * started; returns -ENOTCONN (nothing sent) otherwise, or when the
+ * connection is going away. */
 int http_resp_interim(http_conn_t *c, int status, const char *block, size_t len);
 /* Write body bytes. If release is NULL the bytes are copied when they
  * cannot be written at once; otherwise they must stay valid until
  * release(arg) is called (also called if the connection dies). Returns 0,
- * or -1 when the connection is closing (release already called). */
+ * or -ENOTCONN when the connection is closing (release already called). */
 int http_resp_write(http_conn_t *c, const void *p, size_t n, void (*release)(void *), void *arg);
-/* Like http_resp_write with release NULL, for several buffers at once. */
-int http_resp_writev(http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs);
 /* End the response. The connection goes on to the next request or closes. */
 void http_resp_finish(http_conn_t *c);
 /* Finish with a complete small response: status, extra header lines (may be

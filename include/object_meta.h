@@ -49,13 +49,14 @@ typedef struct object_meta {
 
 /* Append the encoded form of m to out. Returns 0 or a buf error. */
 int object_meta_encode(buf_t *out, const object_meta_t *m);
-/* Decode blob into m (pointers into blob). Returns 0, or -1 when the blob
- * is not a valid record of this version. */
+/* Decode blob into m (pointers into blob). Returns 0, or -EINVAL when the
+ * blob is not a valid record of this version. */
 int object_meta_decode(const void *blob, size_t len, object_meta_t *m);
 /* Value of the first line named name in a header block ("Name: v\r\n"...);
  * false when absent. out points into block. */
 bool object_meta_field(const char *block, size_t len, const char *name, http_slice_t *out);
-/* Append the lines of a header block to a field list. Returns 0 or -1. */
+/* Append the lines of a header block to a field list. Returns 0, or
+ * http_fields_add's error (the caps of out). */
 int object_meta_fields(http_fields_t *out, const char *block, size_t len);
 
 #endif

@@ -70,8 +70,8 @@ typedef struct store_stats {
 
 /* Open (or create) the cache in opts->dir and start the writer thread.
  * Takes an exclusive lock on the directory: a second process fails with a
- * message. Clears reader slots left by a crashed process. Returns 0, or -1
- * with a message in err. */
+ * message. Clears reader slots left by a crashed process. Returns 0, or
+ * -EIO with a message in err. */
 int store_open(store_t **out, const store_opts_t *opts, char *err, size_t errlen);
 /* Apply every queued operation, stop the writer thread and close. All
  * readers must have been freed. */

@@ -54,7 +54,8 @@ unsigned worker_group_count(const worker_group_t *g);
 worker_t *worker_group_at(const worker_group_t *g, unsigned i);
 
 /* Run fn(arg) on w's loop thread, in posting order. Thread-safe. Returns 0,
- * or -1 when w is shutting down (fn is then never called). */
+ * or -ESHUTDOWN when w is shutting down, -ENOMEM when out of memory (fn
+ * is then never called). */
 int worker_post(worker_t *w, worker_fn fn, void *arg);
 /* The loop of w; use only on w's thread. */
 uv_loop_t *worker_loop(worker_t *w);

@@ -199,7 +199,7 @@ Test(config, parse_helpers)
     cr_assert_eq(config_parse_addr("127.0.0.2:99", host, sizeof host, &port), 0);
     cr_assert_str_eq(host, "127.0.0.2");
     cr_assert_eq(port, 99);
-    cr_assert_eq(config_parse_addr(":80", host, sizeof host, &port), -1);
+    cr_assert_eq(config_parse_addr(":80", host, sizeof host, &port), -EINVAL);
 }
 
 Test(config, markdown_table_lists_every_setting)

@@ -1,5 +1,6 @@
 /* object_meta: the stored metadata round-trips, and damaged records are
  * rejected rather than misread. */
+#include <errno.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,21 +61,21 @@ Test(object_meta, damaged_records_are_rejected)
     object_meta_encode(&b, &m);
     /* Every truncation fails cleanly. */
     for (size_t n = 0; n < b.len; n++)
-        cr_assert_eq(object_meta_decode(b.data, n, &d), -1, "truncated to %zu accepted", n);
+        cr_assert_eq(object_meta_decode(b.data, n, &d), -EINVAL, "truncated to %zu accepted", n);
     /* A wrong magic, version, kind, status or entry layout fails. */
     static const size_t offs[] = { 0, 4, 6, 9, 12, 16 }; /* 9: the status's high byte */
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         char *copy = malloc(b.len);
         memcpy(copy, b.data, b.len);
         copy[offs[i]] ^= 0x5a;
-        cr_assert_eq(object_meta_decode(copy, b.len, &d), -1, "byte %zu flipped accepted", offs[i]);
+        cr_assert_eq(object_meta_decode(copy, b.len, &d), -EINVAL, "byte %zu flipped accepted", offs[i]);
         free(copy);
     }
     /* A length field that disagrees with the size fails. */
     char *copy = malloc(b.len + 1);
     memcpy(copy, b.data, b.len);
     copy[b.len] = 'x';
-    cr_assert_eq(object_meta_decode(copy, b.len + 1, &d), -1);
+    cr_assert_eq(object_meta_decode(copy, b.len + 1, &d), -EINVAL);
     free(copy);
     buf_free(&b);
 }

@@ -2,6 +2,7 @@
  * variants and deletes, persistence, read snapshots, the directory lock. */
 #include "test_store_util.h"
 
+#include <errno.h>
 #include <sys/wait.h>
 
 static char dir[64];
@@ -260,7 +261,7 @@ Test(store_basic, second_open_fails_with_message)
     store_t *s2 = NULL;
     char err[256] = "";
     store_opts_t o = { .dir = dir, .size = 8 * TS_MIB };
-    cr_assert_eq(store_open(&s2, &o, err, sizeof err), -1);
+    cr_assert_eq(store_open(&s2, &o, err, sizeof err), -EIO);
     cr_assert_null(s2);
     cr_assert(strstr(err, "in use") != NULL, "message: %s", err);
 
@@ -271,7 +272,7 @@ Test(store_basic, second_open_fails_with_message)
         char e[256] = "";
         store_t *x = NULL;
         int rc = store_open(&x, &o, e, sizeof e);
-        _exit(rc == -1 && strstr(e, "in use") ? 0 : 1);
+        _exit(rc == -EIO && strstr(e, "in use") ? 0 : 1);
     }
     int wst;
     cr_assert_eq(waitpid(pid, &wst, 0), pid);
@@ -315,7 +316,7 @@ Test(store_basic, refuses_what_cannot_fit)
     store_t *bad = NULL;
     char err[256] = "";
     store_opts_t o = { .dir = dir, .size = 4096 };
-    cr_assert_eq(store_open(&bad, &o, err, sizeof err), -1);
+    cr_assert_eq(store_open(&bad, &o, err, sizeof err), -EIO);
     cr_assert(err[0] != '\0');
 }
 
