@@ -55,6 +55,11 @@ const char *job_state_name(job_state_t s)
     return s < JOB_STATE_COUNT ? job_names[s] : "?";
 }
 
+bool job_state_legal(job_state_t from, job_state_t to)
+{
+    return from < JOB_STATE_COUNT && to < JOB_STATE_COUNT && (job_next[from] & B(to));
+}
+
 static bool linked(const fjob_t *j)
 {
     return j->prev || j->pw->jobs == j;
@@ -80,7 +85,7 @@ static void set_state(fjob_t *j, job_state_t s)
 {
     if (s == j->state)
         return;
-    assert(job_next[j->state] & B(s));
+    assert(job_state_legal(j->state, s));
     j->state = s;
     if (s == JOB_HELD_ENDED || s == JOB_COMMIT || s == JOB_DONE || s == JOB_CLOSED)
         job_unlink(j);

@@ -52,11 +52,18 @@ const char *preq_state_name(preq_state_t s)
     return s < PREQ_STATE_COUNT ? preq_names[s] : "?";
 }
 
+bool preq_state_legal(preq_state_t from, preq_state_t to)
+{
+    if (from >= PREQ_STATE_COUNT || to >= PREQ_STATE_COUNT || from == PREQ_DONE)
+        return false;
+    return to == PREQ_DONE || (preq_next[from] & B(to));
+}
+
 void preq_set_state(preq_t *p, preq_state_t s)
 {
     if (s == p->state)
         return;
-    assert(s == PREQ_DONE || (preq_next[p->state] & B(s)));
+    assert(preq_state_legal(p->state, s));
     p->state = s;
 }
 

@@ -121,6 +121,8 @@ void job_publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t
 void job_held_release_cb(void *ctx, int status);
 /* The state's name, for logs and tests. */
 const char *job_state_name(job_state_t s);
+/* True when the table allows a job to go from `from` to `to`. */
+bool job_state_legal(job_state_t from, job_state_t to);
 
 /* --- job_request.c: the request sent upstream --- */
 

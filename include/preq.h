@@ -71,6 +71,9 @@ void preq_on_request(http_conn_t *c, http_req_t *req, void *ud);
 void preq_set_state(preq_t *p, preq_state_t s);
 /* The state's name, for logs and tests. */
 const char *preq_state_name(preq_state_t s);
+/* True when the table allows a request to go from `from` to `to` (any
+ * state but DONE may end). */
+bool preq_state_legal(preq_state_t from, preq_state_t to);
 void preq_ref(preq_t *p);
 void preq_unref(preq_t *p);
 /* The response is over (finished or aborted): drop the fetch and the connection's reference. */
