@@ -406,16 +406,36 @@ Test(upstream, a_closed_port_is_a_connect_error)
     rec_free(&r);
 }
 
-Test(upstream, a_silent_server_times_out)
+enum { THEN_KEEP, THEN_CLOSE, THEN_HOLD };
+
+#define HELLO "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+#define PARTIAL "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789" /* 10 of 100 bytes */
+
+/* r (initialised by the caller) GETs / with client options o from a server
+ * that answers reply (NULL: nothing), then keeps, closes or holds the
+ * connection; waits for on_done and checks the events. */
+static void get_scripted(rec_t *r, upstream_opts_t o, const char *reply, int then, const char *events)
+{
+    open_upstream(&o);
+    T.srv.reply = reply;
+    T.srv.close_after = then == THEN_CLOSE;
+    T.srv.hold = then == THEN_HOLD;
+    fetch(r, "GET", "/", NULL, NULL, events);
+}
+
+static upstream_opts_t with_timeout(uint64_t ms)
 {
     upstream_opts_t o = OPTS;
-    o.timeout_ms = 300;
-    open_upstream(&o);
-    T.srv.hold = true; /* reads the request, never answers */
+    o.timeout_ms = ms;
+    return o;
+}
+
+Test(upstream, a_silent_server_times_out)
+{
     rec_t r;
     rec_init(&r);
     uint64_t t0 = uv_now(&T.loop);
-    fetch(&r, "GET", "/silent", NULL, NULL, "D");
+    get_scripted(&r, with_timeout(300), NULL, THEN_HOLD, "D"); /* reads the request, never answers */
     cr_assert_eq(r.err, UPSTREAM_ETIMEOUT, "%d: %s", r.err, r.msg);
     cr_assert_geq(uv_now(&T.loop) - t0, 250, "not before the timeout");
     cr_assert_eq(atomic_load(&T.srv.nreq), 1);
@@ -426,14 +446,9 @@ Test(upstream, a_silent_server_times_out)
 
 Test(upstream, a_stalled_body_times_out_after_its_headers)
 {
-    upstream_opts_t o = OPTS;
-    o.timeout_ms = 300;
-    open_upstream(&o);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
-    T.srv.hold = true;
     rec_t r;
     rec_init(&r);
-    fetch(&r, "GET", "/stall", NULL, NULL, "HBD");
+    get_scripted(&r, with_timeout(300), PARTIAL, THEN_HOLD, "HBD");
     cr_assert_eq(r.err, UPSTREAM_ETIMEOUT, "%d: %s", r.err, r.msg);
     cr_assert_eq(r.body.len, 10);
     rec_free(&r);
@@ -441,24 +456,18 @@ Test(upstream, a_stalled_body_times_out_after_its_headers)
 
 Test(upstream, a_connection_lost_mid_body_is_an_io_error)
 {
-    open_upstream(&OPTS);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
-    T.srv.close_after = true;
     rec_t r;
     rec_init(&r);
-    fetch(&r, "GET", "/cut", NULL, NULL, "HBD");
+    get_scripted(&r, OPTS, PARTIAL, THEN_CLOSE, "HBD");
     cr_assert_eq(r.err, UPSTREAM_EIO, "%d: %s", r.err, r.msg);
     rec_free(&r);
 }
 
 Test(upstream, a_close_before_any_response_is_an_error_not_ok)
 {
-    open_upstream(&OPTS);
-    T.srv.close_after = true; /* reads the request, closes without a byte */
     rec_t r;
     rec_init(&r);
-    fetch(&r, "GET", "/nothing", NULL, NULL, "D");
-    cr_assert_neq(r.err, UPSTREAM_OK);
+    get_scripted(&r, OPTS, NULL, THEN_CLOSE, "D"); /* reads the request, closes without a byte */
     cr_assert_lt(r.err, 0, "%d: %s", r.err, r.msg);
     rec_free(&r);
 }
@@ -469,15 +478,13 @@ static void fetch_fat_headers(rec_t *r)
 {
     upstream_opts_t o = OPTS;
     o.max_header_size = 256;
-    open_upstream(&o);
     static char reply[2048];
     char pad[1001];
     memset(pad, 'p', 1000);
     pad[1000] = '\0';
     snprintf(reply, sizeof reply, "HTTP/1.1 200 OK\r\nX-Pad: %s\r\nContent-Length: 0\r\n\r\n", pad);
-    T.srv.reply = reply;
     rec_init(r);
-    fetch(r, "GET", "/fat", NULL, NULL, "D");
+    get_scripted(r, o, reply, THEN_KEEP, "D");
 }
 
 Test(upstream, headers_past_the_bound_are_a_protocol_error)
@@ -490,10 +497,10 @@ Test(upstream, headers_past_the_bound_are_a_protocol_error)
 
 /* The message on_header writes into the error buffer ("upstream response
  * headers larger than N bytes", and "malformed upstream header line" the
- * same way) is overwritten by curl's own "Failed
- * writing header" once the callback returns 0, so the log does not say
- * what was wrong. Disabled until core/upstream.c keeps its own message
- * apart from curl's error buffer (see the report of issue 9 item 6). */
+ * same way) is overwritten by curl's own "Failed writing header" once the
+ * callback returns 0, so the log does not say what was wrong. Disabled
+ * until core/upstream.c keeps its own message apart from curl's error
+ * buffer (see the report of issue 9 item 6). */
 Test(upstream, headers_past_the_bound_say_so, .disabled = true)
 {
     rec_t r;
@@ -502,27 +509,24 @@ Test(upstream, headers_past_the_bound_say_so, .disabled = true)
     rec_free(&r);
 }
 
-Test(upstream, a_reply_that_is_not_http_is_a_protocol_error)
+/* Replies the client must refuse as EPROTO, each on a fresh client. */
+static void assert_eproto(const char *reply)
 {
-    open_upstream(&OPTS);
-    T.srv.reply = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
-    T.srv.close_after = true;
     rec_t r;
     rec_init(&r);
-    fetch(&r, "GET", "/ssh", NULL, NULL, "D");
+    get_scripted(&r, OPTS, reply, THEN_CLOSE, "D");
     cr_assert_eq(r.err, UPSTREAM_EPROTO, "%d: %s", r.err, r.msg);
     rec_free(&r);
 }
 
+Test(upstream, a_reply_that_is_not_http_is_a_protocol_error)
+{
+    assert_eproto("SSH-2.0-OpenSSH_9.2\r\n\r\n");
+}
+
 Test(upstream, a_header_line_without_a_colon_is_a_protocol_error)
 {
-    open_upstream(&OPTS);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nNo colon here\r\nContent-Length: 0\r\n\r\n";
-    rec_t r;
-    rec_init(&r);
-    fetch(&r, "GET", "/nocolon", NULL, NULL, "D");
-    cr_assert_eq(r.err, UPSTREAM_EPROTO, "%d: %s", r.err, r.msg);
-    rec_free(&r);
+    assert_eproto("HTTP/1.1 200 OK\r\nNo colon here\r\nContent-Length: 0\r\n\r\n");
 }
 
 Test(upstream, a_scheme_other_than_http_is_refused)
@@ -542,12 +546,10 @@ Test(upstream, a_scheme_other_than_http_is_refused)
 
 Test(upstream, on_headers_returning_minus_one_aborts)
 {
-    open_upstream(&OPTS);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     rec_t r;
     rec_init(&r);
     r.headers_rc = -1;
-    fetch(&r, "GET", "/abort", NULL, NULL, "HD");
+    get_scripted(&r, OPTS, HELLO, THEN_KEEP, "HD");
     cr_assert_eq(r.err, UPSTREAM_EABORT, "%d: %s", r.err, r.msg);
     cr_assert_eq(r.body.len, 0);
     rec_free(&r);
@@ -555,12 +557,10 @@ Test(upstream, on_headers_returning_minus_one_aborts)
 
 Test(upstream, on_body_returning_minus_one_aborts)
 {
-    open_upstream(&OPTS);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     rec_t r;
     rec_init(&r);
     r.body_rc = -1;
-    fetch(&r, "GET", "/abort", NULL, NULL, "HBD");
+    get_scripted(&r, OPTS, HELLO, THEN_KEEP, "HBD");
     cr_assert_eq(r.err, UPSTREAM_EABORT, "%d: %s", r.err, r.msg);
     cr_assert_eq(r.body_calls, 1);
     rec_free(&r);
@@ -587,15 +587,26 @@ static void resume_and_finish(rec_t *r, size_t held, size_t n)
             cr_assert_fail("byte %zu differs after the resume", i);
 }
 
-Test(upstream, pause_by_return_holds_the_body_until_resume)
+/* r (initialised here) starts a GET of a 2 MiB generated body, paused by
+ * on_body's first return when pause_by_return; the server stops after
+ * gate_at body bytes until srv_open_gate (0: no stop). Returns the body's
+ * length. */
+static size_t start_big(rec_t *r, bool pause_by_return, size_t gate_at)
 {
     open_upstream(&OPTS);
     size_t n = big_reply(2 << 20);
-    T.srv.gate_at = 1000; /* the first read cannot hold more */
+    T.srv.gate_at = gate_at;
+    rec_init(r);
+    if (pause_by_return)
+        r->body_rc = UPSTREAM_PAUSE;
+    start(r, "GET", "/big", NULL, NULL);
+    return n;
+}
+
+Test(upstream, pause_by_return_holds_the_body_until_resume)
+{
     rec_t r;
-    rec_init(&r);
-    r.body_rc = UPSTREAM_PAUSE;
-    start(&r, "GET", "/paused", NULL, NULL);
+    size_t n = start_big(&r, true, 1000); /* the first read cannot hold more */
     cr_assert(run_until(got_gate, &r, WAIT_MS), "events %s", r.events);
     srv_open_gate(&T.srv);
     size_t held = r.body.len;
@@ -607,12 +618,8 @@ Test(upstream, pause_by_return_holds_the_body_until_resume)
 
 Test(upstream, pause_from_the_loop_holds_the_body_until_resume)
 {
-    open_upstream(&OPTS);
-    size_t n = big_reply(2 << 20);
-    T.srv.gate_at = 5000;
     rec_t r;
-    rec_init(&r);
-    start(&r, "GET", "/outside", NULL, NULL);
+    size_t n = start_big(&r, false, 5000);
     cr_assert(run_until(got_gate, &r, WAIT_MS), "events %s", r.events);
     upstream_pause(r.req, true); /* a consumer that fell behind */
     srv_open_gate(&T.srv);
@@ -629,12 +636,8 @@ Test(upstream, pause_from_the_loop_holds_the_body_until_resume)
  * item 6). */
 Test(upstream, pause_by_return_holds_back_what_curl_already_read, .disabled = true)
 {
-    open_upstream(&OPTS);
-    size_t n = big_reply(2 << 20);
     rec_t r;
-    rec_init(&r);
-    r.body_rc = UPSTREAM_PAUSE;
-    start(&r, "GET", "/paused", NULL, NULL);
+    size_t n = start_big(&r, true, 0);
     cr_assert(run_until(srv_got_one, &T.srv, WAIT_MS));
     run_until(never, NULL, 300);
     cr_assert_eq(r.body_calls, 1, "%u body calls while paused", r.body_calls);
@@ -648,11 +651,8 @@ Test(upstream, pause_by_return_holds_back_what_curl_already_read, .disabled = tr
  * enables it (on_write refusing bytes while r->paused). */
 Test(upstream, pause_before_the_response_holds_it_back, .disabled = true)
 {
-    open_upstream(&OPTS);
-    size_t n = big_reply(2 << 20);
     rec_t r;
-    rec_init(&r);
-    start(&r, "GET", "/early", NULL, NULL);
+    size_t n = start_big(&r, false, 0);
     upstream_pause(r.req, true);
     cr_assert(run_until(srv_got_one, &T.srv, WAIT_MS));
     resume_and_finish(&r, 0, n);
@@ -664,7 +664,7 @@ Test(upstream, pause_before_the_response_holds_it_back, .disabled = true)
 Test(upstream, cancel_in_on_headers_calls_nothing_more)
 {
     open_upstream(&OPTS);
-    T.srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    T.srv.reply = HELLO;
     rec_t r;
     rec_init(&r);
     r.cancel_in_headers = true;
@@ -678,12 +678,9 @@ Test(upstream, cancel_in_on_headers_calls_nothing_more)
 
 Test(upstream, cancel_in_on_body_calls_nothing_more)
 {
-    open_upstream(&OPTS);
-    big_reply(2 << 20);
     rec_t r;
-    rec_init(&r);
-    r.cancel_in_body = true;
-    start(&r, "GET", "/cancel", NULL, NULL);
+    start_big(&r, false, 0);
+    r.cancel_in_body = true; /* before the loop runs a callback */
     cr_assert(run_until(srv_closed_one, &T.srv, WAIT_MS), "the connection is dropped");
     run_until(never, NULL, 50);
     cr_assert_str_eq(r.events, "HB");
@@ -711,12 +708,8 @@ Test(upstream, cancel_from_the_loop_calls_nothing_more)
 
 Test(upstream, cancel_while_paused_calls_nothing_more)
 {
-    open_upstream(&OPTS);
-    big_reply(2 << 20);
     rec_t r;
-    rec_init(&r);
-    r.body_rc = UPSTREAM_PAUSE;
-    start(&r, "GET", "/pc", NULL, NULL);
+    start_big(&r, true, 0);
     cr_assert(run_until(srv_got_one, &T.srv, WAIT_MS));
     run_until(never, NULL, 100);
     cr_assert_str_eq(r.events, "HB");
