@@ -77,9 +77,14 @@ bool edge_wait_cs(const edge_env_t *env, const char *target, const char *needle,
 
 th_resp_t *edge_poll_cs(const edge_env_t *env, const char *target, const char *needle, int timeout_ms)
 {
+    return edge_poll_cs_at(env->e, target, needle, timeout_ms);
+}
+
+th_resp_t *edge_poll_cs_at(const char *addr, const char *target, const char *needle, int timeout_ms)
+{
     int64_t end = th_now_ms() + timeout_ms;
     do {
-        th_resp_t *r = edge_req(env->e, "GET", target, NULL, NULL, 0);
+        th_resp_t *r = edge_req(addr, "GET", target, NULL, NULL, 0);
         if (r && r->status && cs_has(r, needle))
             return r;
         if (r)

@@ -38,5 +38,7 @@ bool edge_wait_cs(const edge_env_t *env, const char *target, const char *needle,
 /* The same, returning the first response whose Cache-Status has needle
  * (the caller frees it), or NULL after timeout_ms. */
 th_resp_t *edge_poll_cs(const edge_env_t *env, const char *target, const char *needle, int timeout_ms);
+/* The same against the edge at addr (one of several, say). */
+th_resp_t *edge_poll_cs_at(const char *addr, const char *target, const char *needle, int timeout_ms);
 
 #endif

@@ -360,6 +360,36 @@ const char *th_addr(const th_proc_t *p) { return p->addr; }
 int th_pid(const th_proc_t *p) { return (int)p->pid; }
 const char *th_log_path(const th_proc_t *p) { return p->log; }
 
+int th_log_count(const th_proc_t *p, const char *needle)
+{
+    FILE *f = fopen(th_log_path(p), "r");
+    cr_assert_not_null(f, "%s: %s", th_log_path(p), strerror(errno));
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+typedef struct log_wait {
+    const th_proc_t *p;
+    const char *needle;
+    int n;
+} log_wait_t;
+
+static bool log_reached(void *arg)
+{
+    log_wait_t *w = arg;
+    return th_log_count(w->p, w->needle) >= w->n;
+}
+
+bool th_wait_log(const th_proc_t *p, const char *needle, int n)
+{
+    log_wait_t w = { p, needle, n };
+    return th_wait_until(log_reached, &w, TH_TIMEOUT_MS);
+}
+
 int th_stop(th_proc_t *p)
 {
     if (!p->reaped) {

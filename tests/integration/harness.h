@@ -70,6 +70,11 @@ int th_stop(th_proc_t *p);
 void th_kill9(th_proc_t *p);
 /* Path of p's stderr log (to grep in tests); valid until the test ends. */
 const char *th_log_path(const th_proc_t *p);
+/* Lines of p's log that contain needle. */
+int th_log_count(const th_proc_t *p, const char *needle);
+/* Wait (bounded by TH_TIMEOUT_MS) until needle is in n lines of p's log:
+ * the way to wait for an event a process logs (a health transition, say). */
+bool th_wait_log(const th_proc_t *p, const char *needle, int n);
 /* A fresh empty directory, removed when the test ends; owned by the
  * harness (do not free). */
 char *th_tmpdir(void);

@@ -620,3 +620,119 @@ Test(pool, reports_say_when_a_target_goes_down_and_comes_back)
     cr_assert_eq(pool_report(p, 0, POOL_OK, 202), POOL_CHANGE_NONE);
     pool_free(p);
 }
+
+/* --- selection edge cases --- */
+
+/* The whole order over five targets, not just the winner among three:
+ * the seed derivation, the score and the tie-break all show in it. */
+Test(pool, ranking_of_five_is_pinned)
+{
+    static const char *const pinned[] = { "32014", "42103", "03124", "23410", "20431", "20134", "20134", "14023" };
+    pool_t *p = mkpool(ABCDE, 5, NULL);
+    for (int i = 0; i < 8; i++) {
+        uint8_t k[16];
+        key_of(i, k);
+        unsigned order[5];
+        pool_rank(p, k, order);
+        char got[6];
+        for (int r = 0; r < 5; r++)
+            got[r] = (char)('0' + order[r]);
+        got[5] = '\0';
+        cr_assert_str_eq(got, pinned[i], "key %d", i);
+    }
+    pool_free(p);
+}
+
+Test(pool, a_single_target)
+{
+    pool_t *p = mkpool(ABCDE, 1, &OPTS);
+    for (int i = 0; i < 50; i++) {
+        uint8_t k[16];
+        key_of(i, k);
+        unsigned order[1] = { 7 };
+        pool_rank(p, k, order);
+        cr_assert_eq(order[0], 0);
+        cr_assert_eq(pool_next(p, k, 0, 0), 0);
+        cr_assert_eq(pool_next(p, k, 1, 0), -1, "tried");
+        cr_assert_eq(pool_next_any(p, k, 0), 0);
+        cr_assert_eq(pool_next_any(p, k, 1), -1);
+    }
+    uint8_t k[16];
+    key_of(0, k);
+    fail_n(p, 0, 3, 1000);
+    cr_assert_eq(pool_next(p, k, 0, 1000), -1, "ejected: nowhere to go");
+    cr_assert_eq(pool_next_any(p, k, 0), 0, "panic mode still has it");
+    cr_assert_eq(pool_next(p, k, 0, 1100), 0, "back after the backoff");
+    pool_free(p);
+}
+
+Test(pool, tried_bits_beyond_the_size_are_ignored)
+{
+    uint8_t k[16];
+    key_of(3, k);
+    pool_t *p1 = mkpool(ABCDE, 1, NULL);
+    cr_assert_eq(pool_next(p1, k, 0xfffffffeu, 0), 0);
+    cr_assert_eq(pool_next_any(p1, k, 0xfffffffeu), 0);
+    cr_assert_eq(pool_next(p1, k, 0xffffffffu, 0), -1);
+    cr_assert_eq(pool_next_any(p1, k, 0xffffffffu), -1);
+    pool_free(p1);
+
+    /* A full pool uses every bit, the top one included. */
+    const char *names[POOL_MAX];
+    char nb[POOL_MAX][16];
+    for (int i = 0; i < POOL_MAX; i++) {
+        snprintf(nb[i], sizeof nb[i], "t%d:80", i);
+        names[i] = nb[i];
+    }
+    pool_t *p = mkpool(names, POOL_MAX, NULL);
+    unsigned order[POOL_MAX];
+    pool_rank(p, k, order);
+    uint32_t tried = 0;
+    for (int r = 0; r < POOL_MAX; r++) {
+        cr_assert_eq(pool_next(p, k, tried, 0), (int)order[r], "rank %d", r);
+        cr_assert_eq(pool_next_any(p, k, tried), (int)order[r], "rank %d", r);
+        tried |= UINT32_C(1) << order[r];
+    }
+    cr_assert_eq(tried, 0xffffffffu);
+    cr_assert_eq(pool_next(p, k, tried, 0), -1);
+    cr_assert_eq(pool_next_any(p, k, tried), -1);
+    cr_assert_eq(pool_next(p, k, 0x7fffffffu, 0), 31, "only the target of bit 31 is left");
+    pool_free(p);
+}
+
+Test(pool, ejected_targets_return_in_ranking_order_not_expiry_order)
+{
+    pool_t *p = mkpool(ABCDE, 3, &OPTS);
+    uint8_t k[16];
+    key_of(11, k);
+    unsigned o[3];
+    pool_rank(p, k, o);
+    /* The best target is ejected longest (a second ejection: 200 ms, until
+     * 300); the others expire earlier, the worst one (260) after the
+     * middle one (250). */
+    fail_n(p, o[0], 3, 0);
+    pool_report(p, o[0], POOL_FAIL, 100);
+    fail_n(p, o[1], 3, 150);
+    fail_n(p, o[2], 3, 160);
+    cr_assert_eq(pool_next(p, k, 0, 200), -1, "all ejected");
+    cr_assert_eq(pool_next_any(p, k, 0), (int)o[0], "panic mode follows the ranking");
+    cr_assert_eq(pool_next(p, k, 0, 250), (int)o[1]);
+    cr_assert_eq(pool_next(p, k, 1u << o[1], 250), -1, "the worst is still out");
+    cr_assert_eq(pool_next(p, k, 0, 260), (int)o[1], "back in rank order, not expiry order");
+    cr_assert_eq(pool_next(p, k, 1u << o[1], 260), (int)o[2]);
+    cr_assert_eq(pool_next(p, k, 0, 299), (int)o[1]);
+    cr_assert_eq(pool_next(p, k, 0, 300), (int)o[0], "the best wins again once it is back");
+    pool_free(p);
+}
+
+Test(pool, next_any_equals_next_while_all_are_healthy)
+{
+    pool_t *p = mkpool(ABCDE, 5, &OPTS);
+    for (int i = 0; i < 500; i++) {
+        uint8_t k[16];
+        key_of(i, k);
+        uint32_t tried = (uint32_t)i * 2654435761u; /* bits above 5 included */
+        cr_assert_eq(pool_next_any(p, k, tried), pool_next(p, k, tried, 0), "key %d tried %08x", i, tried);
+    }
+    pool_free(p);
+}
