@@ -56,8 +56,10 @@ int http_fields_add(http_fields_t *h, const char *name, size_t nlen, const char 
         return rc;
     f->value_off = (uint32_t)h->mem.len;
     f->value_len = (uint32_t)vlen;
-    if ((rc = buf_append(&h->mem, value, vlen)))
+    if ((rc = buf_append(&h->mem, value, vlen))) {
+        h->mem.len = f->name_off; /* a refused field takes no room */
         return rc;
+    }
     h->n++;
     return 0;
 }

@@ -382,6 +382,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     if (r->cancelled)
         return 0;
+    if (r->paused)
+        return CURL_WRITEFUNC_PAUSE; /* curl keeps these bytes for the resume */
     int rc = r->cbs.on_body(r->ctx, p, n);
     if (rc < 0 || r->cancelled) {
         r->abort_err = UPSTREAM_EABORT;
@@ -483,7 +485,8 @@ upstream_req_t *upstream_start(upstream_t *u, const char *method, const char *ur
             r->body = malloc(len ? len : 1);
             if (!r->body)
                 goto fail;
-            memcpy(r->body, body, len);
+            if (len)
+                memcpy(r->body, body, len); /* body may be NULL when len is 0 */
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
         }

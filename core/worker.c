@@ -101,8 +101,10 @@ int worker_post(worker_t *w, worker_fn fn, void *arg)
     else
         w->head = m;
     w->tail = m;
-    pthread_mutex_unlock(&w->mu);
+    /* Under the lock: the loop closes the handle only after it set
+     * closed_to_posts under this lock, so the send never hits a closed one. */
     uv_async_send(&w->wakeup);
+    pthread_mutex_unlock(&w->mu);
     return 0;
 }
 
@@ -150,7 +152,7 @@ static void finish_stop(worker_t *w)
     worker_hooks_t *hk = &w->group->hooks;
     if (hk->close)
         hk->close(w, w->state, hk->ud);
-    /* Work posted from now on is dropped: the posting side is told (-1). */
+    /* Work posted from now on is dropped: the posting side is told (-ESHUTDOWN). */
     pthread_mutex_lock(&w->mu);
     w->closed_to_posts = true;
     pthread_mutex_unlock(&w->mu);

@@ -21,7 +21,12 @@ void buf_init(buf_t *b, size_t max);
 /* Free the storage; the buffer is empty and reusable afterwards. */
 void buf_free(buf_t *b);
 /* Forget the contents, keep the storage. */
-static inline void buf_reset(buf_t *b) { b->len = 0; }
+static inline void buf_reset(buf_t *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
 /* Make room for n more bytes. Returns 0, -E2BIG past the cap, -ENOMEM. */
 int buf_reserve(buf_t *b, size_t n);
 /* Append n bytes. Returns 0, -E2BIG past the cap, -ENOMEM. */

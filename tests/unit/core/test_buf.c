@@ -123,9 +123,8 @@ Test(buf, reserve_respects_the_cap_without_overflow)
 /* An uncapped buffer asked for an impossible size must fail (-ENOMEM), not
  * claim success or loop: len + n + 1 wraps in buf_reserve (SIZE_MAX gives
  * need = 0, "already room"), and for n just below it the doubling of ncap
- * overflows to 0 and never ends. Disabled until core/buf.c checks for the
- * wrap (see the report of issue 9 item 6). */
-Test(buf, uncapped_reserve_of_an_impossible_size_fails, .disabled = true, .timeout = 5)
+ * overflowed to 0 and never ended (fixed with this test). */
+Test(buf, uncapped_reserve_of_an_impossible_size_fails, .timeout = 5)
 {
     buf_t b;
     buf_init(&b, 0);
@@ -284,11 +283,9 @@ Test(buf, reset_keeps_storage_and_free_keeps_the_cap)
     buf_free(&b);
 }
 
-/* include/buf.h promises data is NUL-terminated whenever len < cap, but
- * buf_reset only sets len = 0: the old text is still there as a C string.
- * Disabled until buf_reset also writes data[0] = '\0' when data is set
- * (include/buf.h; see the report of issue 9 item 6). */
-Test(buf, reset_leaves_an_empty_string, .disabled = true)
+/* include/buf.h promises data is NUL-terminated whenever len < cap: after
+ * a reset the old text must not still read as a C string. */
+Test(buf, reset_leaves_an_empty_string)
 {
     buf_t b;
     buf_init(&b, 0);

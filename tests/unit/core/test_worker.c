@@ -254,7 +254,7 @@ Test(worker, every_post_runs_once_on_its_worker_in_order)
     assert_hooks_once(&ud, 2);
     /* Stopped: refused, and never run. */
     for (unsigned i = 0; i < 2; i++)
-        cr_assert_eq(worker_post(worker_group_at(g, i), never_runs, NULL), -1);
+        cr_assert_eq(worker_post(worker_group_at(g, i), never_runs, NULL), -ESHUTDOWN);
     worker_group_free(g);
 }
 
