@@ -94,3 +94,20 @@ th_resp_t *edge_poll_cs_at(const char *addr, const char *target, const char *nee
     } while (th_now_ms() < end);
     return NULL;
 }
+
+void edge_echoed(th_resp_t *r, const char *name, char *out, size_t n)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "[\"%s\",\"", name);
+    out[0] = '\0';
+    const char *p = strcasestr(r->body.data ? r->body.data : "", pat);
+    if (!p)
+        return;
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    size_t l = e ? (size_t)(e - p) : 0;
+    if (l >= n)
+        l = n - 1;
+    memcpy(out, p, l);
+    out[l] = '\0';
+}

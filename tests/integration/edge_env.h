@@ -41,4 +41,8 @@ th_resp_t *edge_poll_cs(const edge_env_t *env, const char *target, const char *n
 /* The same against the edge at addr (one of several, say). */
 th_resp_t *edge_poll_cs_at(const char *addr, const char *target, const char *needle, int timeout_ms);
 
+/* The value the origin's echo (echo=1) shows for request header name ("" if
+ * it did not reach the origin), into out[n]. */
+void edge_echoed(th_resp_t *r, const char *name, char *out, size_t n);
+
 #endif

@@ -186,15 +186,22 @@ static th_resp_t *own_get(edge_env_t *env, const char *t, const char *path, long
     return NULL;
 }
 
+/* Origin + edge with t stored: every later request revalidates it. */
+static void stored_no_cache(edge_env_t *env, const char *t)
+{
+    edge_env_start(env, NULL);
+    th_resp_t *r = edge_get(env, t);
+    cr_assert_eq(r->status, 200);
+    th_resp_free(r);
+    cr_assert(edge_wait_cs(env, t, "fwd=stale", TH_TIMEOUT_MS));
+}
+
 Test(faults, a_304_without_validators_updates_the_stored_response)
 {
     edge_env_t env;
-    edge_env_start(&env, NULL);
     const char *t = "/bare304?size=100&cc=no-cache&etag=abcd&r304=bare";
-    th_resp_t *r = edge_get(&env, t);
-    cr_assert_eq(r->status, 200);
-    th_resp_free(r);
-    cr_assert(edge_wait_cs(&env, t, "fwd=stale", TH_TIMEOUT_MS)); /* stored: revalidated from now on */
+    stored_no_cache(&env, t);
+    th_resp_t *r;
     long long bytes = th_origin_bytes(env.o, "/bare304");
     long before;
     r = own_get(&env, t, "/bare304", &before);
@@ -210,14 +217,10 @@ Test(faults, a_304_without_validators_updates_the_stored_response)
 Test(faults, a_304_that_fits_no_stored_response_is_fetched_again_whole)
 {
     edge_env_t env;
-    edge_env_start(&env, NULL);
     const char *t = "/foreign304?size=100&cc=no-cache&etag=abcd&r304=foreign";
-    th_resp_t *r = edge_get(&env, t);
-    cr_assert_eq(r->status, 200);
-    th_resp_free(r);
-    cr_assert(edge_wait_cs(&env, t, "fwd=stale", TH_TIMEOUT_MS)); /* stored: revalidated from now on */
+    stored_no_cache(&env, t);
     long before;
-    r = own_get(&env, t, "/foreign304", &before);
+    th_resp_t *r = own_get(&env, t, "/foreign304", &before);
     cr_assert_eq(r->status, 200, "%d: %s", r->status, r->body.data ? r->body.data : "");
     cr_assert(th_body_matches("/foreign304", 100, r->body.data, r->body.len));
     th_resp_free(r);

@@ -22,23 +22,6 @@ static const char *const forwarding[] = {
     "X-HTTP-Method", "X-Method-Override",
 };
 
-/* The value the origin echoed for header name ("" if absent), in out. */
-static void echoed(th_resp_t *r, const char *name, char *out, size_t n)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "[\"%s\",\"", name);
-    out[0] = '\0';
-    const char *p = strcasestr(r->body.data ? r->body.data : "", pat);
-    if (!p)
-        return;
-    p += strlen(pat);
-    const char *e = strchr(p, '"');
-    size_t l = e ? (size_t)(e - p) : 0;
-    if (l >= n)
-        l = n - 1;
-    memcpy(out, p, l);
-    out[l] = '\0';
-}
 
 static th_resp_t *get_with(const edge_env_t *env, const char *target, const char *name, const char *value)
 {
@@ -92,15 +75,15 @@ Test(poison, the_edge_tells_the_origin_the_host_and_scheme_it_received)
     edge_env_start(&env, NULL);
     th_resp_t *r = get_with(&env, "/xfh?echo=1", "X-Forwarded-Host", "evil.example");
     char v[128];
-    echoed(r, "X-Forwarded-Host", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Host", v, sizeof v);
     cr_assert_str_eq(v, EDGE_HOST);
-    echoed(r, "X-Forwarded-Proto", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Proto", v, sizeof v);
     cr_assert_str_eq(v, "http");
     th_resp_free(r);
     /* A method override never turns a GET into something else upstream. */
     r = get_with(&env, "/override?echo=1", "X-HTTP-Method-Override", "DELETE");
     cr_assert(strstr(r->body.data, "\"method\":\"GET\""), "%s", r->body.data);
-    echoed(r, "X-HTTP-Method-Override", v, sizeof v);
+    edge_echoed(r, "X-HTTP-Method-Override", v, sizeof v);
     cr_assert_str_eq(v, "");
     th_resp_free(r);
 }
@@ -113,25 +96,25 @@ Test(poison, a_passed_header_joins_the_cache_key)
     const char *t = "/keyed?" CACHED;
     char v[128];
     th_resp_t *r = get_with(&env, t, "X-Forwarded-Host", "a.example");
-    echoed(r, "X-Forwarded-Host", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Host", v, sizeof v);
     cr_assert_str_eq(v, "a.example", "passed as sent");
     th_resp_free(r);
     cr_assert(wait_hit_with(&env, t, "X-Forwarded-Host", "a.example"));
     /* Another value is another object, never a's. */
     r = get_with(&env, t, "X-Forwarded-Host", "b.example");
-    echoed(r, "X-Forwarded-Host", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Host", v, sizeof v);
     cr_assert_str_eq(v, "b.example");
     th_resp_free(r);
     cr_assert(wait_hit_with(&env, t, "X-Forwarded-Host", "b.example"));
     /* A client that sends none gets neither (the edge's own value). */
     r = get_with(&env, t, NULL, NULL);
-    echoed(r, "X-Forwarded-Host", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Host", v, sizeof v);
     cr_assert_str_eq(v, EDGE_HOST);
     th_resp_free(r);
     /* And each is cached under its own key. */
     r = get_with(&env, t, "X-Forwarded-Host", "a.example");
     cr_assert(cs_has(r, "hit"), "%s", th_hdr(r, "cache-status"));
-    echoed(r, "X-Forwarded-Host", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-Host", v, sizeof v);
     cr_assert_str_eq(v, "a.example");
     th_resp_free(r);
     cr_assert_eq(th_origin_requests(env.o, "/keyed"), 3);
@@ -145,7 +128,7 @@ Test(poison, an_unkeyed_pass_is_the_operators_explicit_choice)
     const char *t = "/unkeyed?" CACHED;
     char v[128];
     th_resp_t *r = get_with(&env, t, "X-Real-IP", "192.0.2.1");
-    echoed(r, "X-Real-IP", v, sizeof v);
+    edge_echoed(r, "X-Real-IP", v, sizeof v);
     cr_assert_str_eq(v, "192.0.2.1");
     th_resp_free(r);
     cr_assert(edge_wait_cs(&env, t, "hit", TH_TIMEOUT_MS));

@@ -10,23 +10,6 @@
 
 #include "edge_env.h"
 
-/* The value the origin echoed for header name ("" if absent), in out. */
-static void echoed(th_resp_t *r, const char *name, char *out, size_t n)
-{
-    char pat[128];
-    snprintf(pat, sizeof pat, "[\"%s\",\"", name);
-    out[0] = '\0';
-    const char *p = strcasestr(r->body.data ? r->body.data : "", pat);
-    if (!p)
-        return;
-    p += strlen(pat);
-    const char *e = strchr(p, '"');
-    size_t l = e ? (size_t)(e - p) : 0;
-    if (l >= n)
-        l = n - 1;
-    memcpy(out, p, l);
-    out[l] = '\0';
-}
 
 static bool echoed_has(th_resp_t *r, const char *name)
 {
@@ -42,11 +25,11 @@ Test(edge_upstream, via_and_forwarded_for_are_added)
     th_resp_t *r = edge_req(env.e, "GET", "/e1?echo=1", "Via: 1.0 proxy-a\r\nX-Forwarded-For: 10.0.0.1\r\n", NULL, 0);
     cr_assert_eq(r->status, 200);
     char v[256];
-    echoed(r, "Via", v, sizeof v);
+    edge_echoed(r, "Via", v, sizeof v);
     cr_assert_str_eq(v, "1.0 proxy-a, 1.1 edge-1");
-    echoed(r, "X-Forwarded-For", v, sizeof v);
+    edge_echoed(r, "X-Forwarded-For", v, sizeof v);
     cr_assert_str_eq(v, "10.0.0.1, 127.0.0.1");
-    echoed(r, "Host", v, sizeof v);
+    edge_echoed(r, "Host", v, sizeof v);
     cr_assert_str_eq(v, EDGE_HOST);
     th_resp_free(r);
 }
@@ -58,7 +41,7 @@ Test(edge_upstream, host_can_be_the_origins)
     edge_env_start(&env, extra);
     th_resp_t *r = edge_req(env.e, "GET", "/e2?echo=1", NULL, NULL, 0);
     char v[256];
-    echoed(r, "Host", v, sizeof v);
+    edge_echoed(r, "Host", v, sizeof v);
     cr_assert_str_eq(v, env.o);
     th_resp_free(r);
 }
@@ -109,9 +92,9 @@ Test(edge_upstream, forwarded_methods_keep_their_headers_and_body)
     snprintf(want, sizeof want, "\"body_bytes\":%zu", sizeof body - 1);
     cr_assert(strstr(r->body.data, want), "%s", r->body.data);
     char v[128];
-    echoed(r, "If-Match", v, sizeof v);
+    edge_echoed(r, "If-Match", v, sizeof v);
     cr_assert_str_eq(v, "v1-tag");
-    echoed(r, "Content-Type", v, sizeof v);
+    edge_echoed(r, "Content-Type", v, sizeof v);
     cr_assert_str_eq(v, "application/x-www-form-urlencoded");
     cr_assert_not(echoed_has(r, "Expect"), "%s", r->body.data);
     th_resp_free(r);

@@ -8,26 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../test_fields.h"
 #include "policy_cache.h"
 #include "policy_cc.h"
 #include "policy_update.h"
 
 #define CDN "CDN-Cache-Control"
 
-/* Headers from NULL-terminated name, value pairs. */
-static http_fields_t fields(const char *name, ...)
-{
-    http_fields_t h;
-    va_list ap;
-    http_fields_init(&h, 0);
-    va_start(ap, name);
-    for (const char *n = name; n; n = va_arg(ap, const char *)) {
-        const char *v = va_arg(ap, const char *);
-        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
-    }
-    va_end(ap);
-    return h;
-}
 
 /* policy_cc_parse_targeted on one CDN-Cache-Control line. */
 static int targeted(const char *v, policy_cc_t *cc)

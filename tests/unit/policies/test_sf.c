@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../test_fields.h"
 #include "policy_sf.h"
 
 #define NODES 64
@@ -432,19 +433,6 @@ Test(sf, length_bounded)
     cr_assert_eq(policy_sf_parse(&sf, POLICY_SF_ITEM, ":aGk=:", 5), POLICY_SF_ESYNTAX);
 }
 
-static http_fields_t fields(const char *name, ...)
-{
-    http_fields_t h;
-    va_list ap;
-    http_fields_init(&h, 0);
-    va_start(ap, name);
-    for (const char *n = name; n; n = va_arg(ap, const char *)) {
-        const char *v = va_arg(ap, const char *);
-        cr_assert_eq(http_fields_add(&h, n, strlen(n), v, strlen(v)), 0);
-    }
-    va_end(ap);
-    return h;
-}
 
 Test(sf, join_lines)
 {
