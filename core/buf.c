@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,16 @@ int buf_reserve(buf_t *b, size_t n)
 {
     if (b->max && (n > b->max || b->len > b->max - n))
         return -E2BIG;
-    if (n > SIZE_MAX - b->len - 1)
-        return -ENOMEM; /* no real buffer is this large */
+    /* No object may exceed PTRDIFF_MAX bytes: a request past it can only
+     * fail, and asking the allocator would make sanitizers abort. */
+    if (n > (size_t)PTRDIFF_MAX - b->len - 1)
+        return -ENOMEM;
     size_t need = b->len + n + 1; /* room for a terminating NUL */
     if (need <= b->cap)
         return 0;
     size_t ncap = b->cap ? b->cap : 64;
     while (ncap < need)
-        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+        ncap = ncap > (size_t)PTRDIFF_MAX / 2 ? need : ncap * 2;
     if (b->max && ncap > b->max + 1)
         ncap = b->max + 1;
     char *p = realloc(b->data, ncap);
