@@ -19,6 +19,7 @@
 #include "policy_date.h"
 #include "policy_key.h"
 #include "policy_rules.h"
+#include "policy_tags.h"
 #include "policy_update.h"
 #include "policy_vary.h"
 
@@ -26,7 +27,8 @@
 static bool hidden_field(const proxy_t *px, http_slice_t n)
 {
     return http_name_eq(n, "surrogate-control") ||
-           (http_name_eq(n, "cdn-cache-control") && !px->cfg->forward_cdn_cache_control);
+           (http_name_eq(n, "cdn-cache-control") && !px->cfg->forward_cdn_cache_control) ||
+           (policy_tags_field(n) && !px->cfg->forward_surrogate_keys);
 }
 
 /* Split fields h into the client block and the hidden block: no

@@ -262,29 +262,32 @@ static bool via_loop(const preq_t *p)
     return false;
 }
 
-/* The [rule] of the request (matched on the normalised host and path of
- * its default key) and its cache key under that rule's query policy. */
-static int route(preq_t *p)
+int preq_cache_key(const proxy_t *px, http_slice_t host, const char *target, size_t target_len, buf_t *key,
+                   const policy_rule_t **rule, const policy_opts_t **popts)
 {
-    proxy_t *px = p->pw->px;
     const config_t *cfg = px->cfg;
-    http_req_t *req = p->req;
-    http_slice_t host = { "", 0 };
-    http_fields_get(&req->hdrs, "host", &host);
-    int rc = policy_cache_key(&p->key, "http", host.p, host.len, req->target, req->target_len);
+    int rc = policy_cache_key(key, "http", host.p, host.len, target, target_len);
     if (rc)
         return rc;
-    const policy_rule_t *r = config_rule_for_key(cfg, p->key.data, p->key.len);
+    const policy_rule_t *r = config_rule_for_key(cfg, key->data, key->len);
     size_t i = r ? (size_t)(r - cfg->rules) : cfg->nrules;
-    p->rule = r ? r : &px->defaults;
-    p->popts = &px->opts[i];
-    if (p->rule->query != POLICY_QUERY_ALL) {
+    *rule = r ? r : &px->defaults;
+    *popts = &px->opts[i];
+    if ((*rule)->query != POLICY_QUERY_ALL) {
         policy_key_opts_t ko;
-        policy_rule_key_opts(p->rule, &ko);
-        buf_reset(&p->key);
-        rc = policy_cache_key_opts(&p->key, &ko, "http", host.p, host.len, req->target, req->target_len);
+        policy_rule_key_opts(*rule, &ko);
+        buf_reset(key);
+        rc = policy_cache_key_opts(key, &ko, "http", host.p, host.len, target, target_len);
     }
     return rc;
+}
+
+/* The [rule] of the request and its cache key under that rule. */
+static int route(preq_t *p)
+{
+    http_slice_t host = { "", 0 };
+    http_fields_get(&p->req->hdrs, "host", &host);
+    return preq_cache_key(p->pw->px, host, p->req->target, p->req->target_len, &p->key, &p->rule, &p->popts);
 }
 
 /* --- the steps --- */

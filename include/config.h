@@ -70,6 +70,10 @@ typedef struct config {
     char pass_headers[1024];      /* forwarding headers passed upstream, keyed */
     char pass_headers_unkeyed[1024]; /* ... passed upstream, not keyed */
     bool forward_cdn_cache_control;
+    bool forward_surrogate_keys;  /* Surrogate-Key / Cache-Tag reach the next hop */
+    unsigned max_tags;            /* tags indexed per object */
+    unsigned max_tag_bytes;       /* longest tag indexed */
+    char purge_token_file[512];   /* "": purging is off */
     /* [rule PATTERN] sections, most specific first (policy_rules_sort);
      * owned, freed by config_free. */
     policy_rule_t *rules;

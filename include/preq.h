@@ -86,6 +86,12 @@ void preq_respond(preq_t *p, int status, const char *detail, const char *body);
 void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params);
 /* The key of the collapsing table for p: the URL, or the URL's variant. */
 void preq_fetch_key(const preq_t *p, uint8_t out[16]);
+/* The cache key of target on host (the [rule] matched on the normalised
+ * host and path of its default key, then the key under that rule's query
+ * policy) into key, with the rule and its options. Returns 0, -EINVAL for
+ * a bad target, -E2BIG past key's cap. */
+int preq_cache_key(const proxy_t *px, http_slice_t host, const char *target, size_t target_len, buf_t *key,
+                   const policy_rule_t **rule, const policy_opts_t **popts);
 /* Free the worker's spare request objects (at worker shutdown). */
 void preq_free_spares(proxy_worker_t *pw);
 
