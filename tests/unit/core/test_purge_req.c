@@ -103,33 +103,30 @@ Test(purge_req, unknown_field)
     refused_s("{\"URLS\":[\"/a\"]}", "unknown field \"URLS\"");
 }
 
+/* Each body body_fmt(field, vals[k]) is refused with want_fmt(field). */
+static void refused_each(const char *body_fmt, const char *field, const char *const *vals, size_t n,
+                         const char *want_fmt)
+{
+    char body[256], want[128];
+    snprintf(want, sizeof want, want_fmt, field);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(body, sizeof body, body_fmt, field, vals[k]);
+        refused_s(body, want);
+    }
+}
+
 Test(purge_req, wrong_types)
 {
     static const char *const lists[] = { "urls", "prefixes", "tags" };
-    char body[128], want[64];
+    static const char *const not_array[] = { "\"/a\"", "{}", "1", "true", "null" };
+    static const char *const not_string[] = { "1", "null", "[\"/a\"]", "{}", "false" };
+    static const char *const not_bool[] = { "\"true\"", "1", "0", "null", "[]" };
     for (size_t i = 0; i < 3; i++) {
-        static const char *const bad[] = { "\"/a\"", "{}", "1", "true", "null" };
-        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-            snprintf(body, sizeof body, "{\"%s\":%s}", lists[i], bad[k]);
-            snprintf(want, sizeof want, "\"%s\": expected an array of strings", lists[i]);
-            refused_s(body, want);
-        }
-        static const char *const bad_entry[] = { "1", "null", "[\"/a\"]", "{}", "false" };
-        for (size_t k = 0; k < sizeof bad_entry / sizeof bad_entry[0]; k++) {
-            snprintf(body, sizeof body, "{\"%s\":[\"/ok\",%s]}", lists[i], bad_entry[k]);
-            snprintf(want, sizeof want, "\"%s\"[1]: expected a string", lists[i]);
-            refused_s(body, want);
-        }
+        refused_each("{\"%s\":%s}", lists[i], not_array, 5, "\"%s\": expected an array of strings");
+        refused_each("{\"%s\":[\"/ok\",%s]}", lists[i], not_string, 5, "\"%s\"[1]: expected a string");
     }
-    static const char *const bools[] = { "all", "soft" };
-    for (size_t i = 0; i < 2; i++) {
-        static const char *const bad[] = { "\"true\"", "1", "0", "null", "[]" };
-        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-            snprintf(body, sizeof body, "{\"urls\":[\"/a\"],\"%s\":%s}", bools[i], bad[k]);
-            snprintf(want, sizeof want, "\"%s\": expected true or false", bools[i]);
-            refused_s(body, want);
-        }
-    }
+    refused_each("{\"urls\":[\"/a\"],\"%s\":%s}", "all", not_bool, 5, "\"%s\": expected true or false");
+    refused_each("{\"urls\":[\"/a\"],\"%s\":%s}", "soft", not_bool, 5, "\"%s\": expected true or false");
     refused_s("{\"urls\":[\"/a\"],\"host\":1}", "\"host\": expected a string");
     refused_s("{\"urls\":[\"/a\"],\"host\":null}", "\"host\": expected a string");
     refused_s("{\"urls\":[\"/a\"],\"host\":[\"a\"]}", "\"host\": expected a string");
