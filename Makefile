@@ -10,8 +10,8 @@
 CC      ?= cc
 SANITIZE ?=
 comma := ,
-PKGS    := libuv libcurl lmdb
-DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libvips-dev \
+PKGS    := libuv libcurl lmdb jansson
+DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-dev libvips-dev \
             libcriterion-dev pkg-config
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
