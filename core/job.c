@@ -108,6 +108,7 @@ void job_unref(fjob_t *j)
     free(j->held.info);
     buf_free(&j->meta);
     buf_free(&j->vary_fields);
+    buf_free(&j->tags);
     lookup_stored_free(j->validate);
     free(j->up_path);
     buf_free(&j->body);
@@ -455,6 +456,7 @@ void job_start(preq_t *p, fetch_t *f, job_kind_t kind, const stored_t *validate)
     if (kind == JOB_FILL)
         j->pol.method = HTTP_GET; /* a HEAD miss fills the cache with a GET */
     j->request_time = proxy_now();
+    j->start_seq = store_seq(j->px->store);
     j->variant = p->variant;
     http_fields_init(&j->req_hdrs, 0);
     http_fields_init(&j->up_hdrs, 0);
@@ -462,6 +464,7 @@ void job_start(preq_t *p, fetch_t *f, job_kind_t kind, const stored_t *validate)
     buf_init(&j->meta, 0);
     buf_init(&j->body, 0);
     buf_init(&j->vary_fields, 64 * 1024);
+    buf_init(&j->tags, 64 * 1024);
     memcpy(j->hash, p->hash, 16);
     if (kind == JOB_FILL && validate && !(j->validate = lookup_stored_dup(validate)))
         goto fail;

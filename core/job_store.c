@@ -160,8 +160,10 @@ resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, in
         ri->detail = why;
     }
     buf_reset(&j->meta);
+    buf_reset(&j->tags);
     if (ri && ri->stored &&
-        encode_object(&j->meta, status, &e, &block, &hidden, cs, (http_slice_t){ skey.data, skey.len }))
+        (encode_object(&j->meta, status, &e, &block, &hidden, cs, (http_slice_t){ skey.data, skey.len }) ||
+         policy_tags_collect(&j->tags, hdrs, px->cfg->max_tags, px->cfg->max_tag_bytes, NULL)))
         ri->stored = false;
     buf_free(&skey);
     buf_free(&block);
@@ -183,7 +185,9 @@ static void unpublish_on_owner(void *arg)
 static void on_store_done(void *ctx, int status)
 {
     fjob_t *j = ctx;
-    if (status != STORE_OK && status != STORE_NOTFOUND)
+    if (status == STORE_PURGED)
+        log_info("%.*s was purged while it was being fetched: not stored", (int)j->url_len, j->url);
+    else if (status != STORE_OK && status != STORE_NOTFOUND)
         log_warn("storing %.*s failed", (int)j->url_len, j->url);
     if (worker_post(j->w, unpublish_on_owner, j)) {
         fetch_unpublish(j->f); /* owner gone: finish here (no loop handles involved) */
@@ -206,6 +210,7 @@ bool job_store_commit(fjob_t *j)
         .body_len = j->body_len,
         .body = store_body,
         .ctx = j,
+        .start_seq = j->start_seq, /* a purge since the fetch started keeps it out */
     };
     memcpy(sp.key.hash, j->hash, 16);
     if (j->variant) {
@@ -231,6 +236,8 @@ bool job_store_commit(fjob_t *j)
     sp.meta = j->meta.data;
     sp.meta_len = j->meta.len;
     sp.done = on_store_done;
+    sp.tags = j->tags.data;
+    sp.tags_len = j->tags.len;
     return store_put(st, &sp) == STORE_OK; /* our reference passes to the operation */
 }
 

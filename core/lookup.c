@@ -94,9 +94,15 @@ lookup_result_t lookup_serve(preq_t *p)
     } else if (m.vary_len) {
         goto end; /* an object at variant 0 never varies; a damaged record */
     }
-    int64_t age, ttl;
+    int64_t age, ttl, now = proxy_now();
     char params[96];
-    policy_verdict_t v = policy_entry_check(&m.entry, &p->pol, proxy_now(), &age, &ttl);
+    if (obj.stale) {
+        /* Soft-purged: stale from now on, whatever its freshness said. Its
+         * stale-while-revalidate / stale-if-error windows start now, until
+         * a revalidation started after the purge freshens it. */
+        m.entry.freshness_lifetime = policy_current_age(m.entry.corrected_initial_age, m.entry.response_time, now);
+    }
+    policy_verdict_t v = policy_entry_check(&m.entry, &p->pol, now, &age, &ttl);
     switch (v) {
     case POLICY_VERDICT_FRESH:
     case POLICY_VERDICT_STALE_ACCEPTED:

@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "log.h"
 #include "policy_key.h"
+#include "purge.h"
 #include "serve.h"
 #include "stream.h"
 
@@ -31,20 +32,21 @@
 /* The legal transitions, in one place. Any state may end (DONE): the
  * connection can die under it. */
 static const uint32_t preq_next[PREQ_STATE_COUNT] = {
-    [PREQ_RECV] = B(PREQ_LIMIT) | B(PREQ_SYNTH),
+    [PREQ_RECV] = B(PREQ_LIMIT) | B(PREQ_SYNTH) | B(PREQ_PURGE),
     [PREQ_LIMIT] = B(PREQ_LOOKUP) | B(PREQ_PASS) | B(PREQ_SYNTH),
     [PREQ_LOOKUP] = B(PREQ_DELIVER) | B(PREQ_MISS) | B(PREQ_VALIDATE) | B(PREQ_SYNTH),
     [PREQ_MISS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_VALIDATE] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_PASS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_SYNTH] = 0,
+    [PREQ_PURGE] = 0,
     [PREQ_FETCH] = B(PREQ_DELIVER),
     [PREQ_DELIVER] = 0,
     [PREQ_DONE] = 0,
 };
 
 static const char *const preq_names[PREQ_STATE_COUNT] = {
-    "recv", "limit", "lookup", "miss", "validate", "pass", "synth", "fetch", "deliver", "done",
+    "recv", "limit", "lookup", "miss", "validate", "pass", "synth", "purge", "fetch", "deliver", "done",
 };
 
 const char *preq_state_name(preq_state_t s)
@@ -295,6 +297,8 @@ static int route(preq_t *p)
 /* Control paths, loop detection, the [rule] and the cache key. */
 static preq_state_t step_recv(preq_t *p)
 {
+    if (purge_is_request(p))
+        return PREQ_PURGE; /* never forwarded upstream */
     if (control(p))
         return PREQ_DONE;
     p->fwd = "bypass";
@@ -369,6 +373,13 @@ static preq_state_t step_pass(preq_t *p)
     return p->state; /* FETCH, or DELIVER if a response is already on its way */
 }
 
+/* Answered by purge.c, at once or when the store has applied it. */
+static preq_state_t step_purge(preq_t *p)
+{
+    purge_start(p);
+    return PREQ_PURGE;
+}
+
 static preq_state_t step_synth(preq_t *p)
 {
     preq_respond(p, p->synth.status, p->synth.detail, p->synth.body);
@@ -384,15 +395,17 @@ static preq_state_t (*const preq_steps[PREQ_STATE_COUNT])(preq_t *) = {
     [PREQ_VALIDATE] = step_validate,
     [PREQ_PASS] = step_pass,
     [PREQ_SYNTH] = step_synth,
+    [PREQ_PURGE] = step_purge,
 };
 
-/* Run steps until one hands p to an event, or p is over. A step that
- * ended the request (connection gone) leaves p->c NULL. */
+/* Run steps until one hands p to an event (it returns its own state, or
+ * a state without a step), or p is over (a step that ended the request
+ * leaves p->c NULL). */
 static void preq_run(preq_t *p)
 {
     while (p->c && preq_steps[p->state]) {
-        preq_state_t next = preq_steps[p->state](p);
-        if (!p->c)
+        preq_state_t cur = p->state, next = preq_steps[cur](p);
+        if (!p->c || next == cur)
             break;
         preq_set_state(p, next);
     }

@@ -16,6 +16,7 @@
 #include "job.h"
 #include "policy_vary.h"
 #include "preq.h"
+#include "purge_req.h"
 
 #define TICK_MS 100
 
@@ -260,6 +261,16 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
          * specific CDN-Cache-Control (RFC 9213 section 2.1). */
         if (o->targeted_cc[0] && !o->targeted_cc[1])
             o->targeted_cc[1] = "Surrogate-Control";
+    }
+    if (cfg->purge_token_file[0]) {
+        /* Read once at start-up: the token never sits on a command line. */
+        int rc = purge_token_load(cfg->purge_token_file, px->purge_token, sizeof px->purge_token, err, errlen);
+        if (rc) {
+            free(px->opts);
+            free(px);
+            return rc;
+        }
+        px->purge_token_len = strlen(px->purge_token);
     }
     if (build_pass_lists(px, cfg, err, errlen) || build_pools(px, cfg, err, errlen)) {
         free(px->opts);

@@ -89,6 +89,8 @@ struct fjob {
     size_t url_len;
     uint8_t hash[16];
     int64_t request_time;
+    uint64_t start_seq;        /* the store's purge sequence when the job started (a purge after it wins) */
+    buf_t tags;                /* the response's tags ("tag\n" lines) while storing */
     uint64_t body_len;         /* body bytes received */
     buf_t meta;                /* encoded object metadata while storing */
     buf_t vary_fields;         /* the response's Vary field names, when it varies */

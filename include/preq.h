@@ -30,6 +30,7 @@ typedef enum preq_state {
     PREQ_VALIDATE,             /* the client asked for validation: a private fill */
     PREQ_PASS,                 /* not cacheable: forwarded on its own */
     PREQ_SYNTH,                /* a generated answer (p->synth) */
+    PREQ_PURGE,                /* a purge: authenticated, applied to the store, answered (purge.c) */
     PREQ_FETCH,                /* waiting on a fetch for the response head (stream.c) */
     PREQ_DELIVER,              /* the response head is out; the body streams (stream.c, serve.c) */
     PREQ_DONE,                 /* the response ended, or the connection died */

@@ -40,6 +40,8 @@ struct proxy {
      * the keyed ones are the form policy_vary_fields_with takes */
     char pass_keyed[1100], pass_unkeyed[1100];
     size_t pass_keyed_len, pass_unkeyed_len;
+    char purge_token[1024];    /* from purge_token_file; purge_token_len 0: purging is off */
+    size_t purge_token_len;
 };
 
 typedef struct fjob fjob_t;
