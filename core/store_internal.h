@@ -257,6 +257,7 @@ struct store {
     pthread_mutex_t ban_mu;
     store_bans_t *ban_snap;   /* NULL: no bans */
     _Atomic uint64_t ban_gen;
+    atomic_bool hold_purges;  /* store_debug_hold_purges */
 
     /* Snapshot for store_get_stats, guarded by stats_mu. */
     pthread_mutex_t stats_mu;

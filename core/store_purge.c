@@ -222,8 +222,12 @@ static int purge_queue(store_t *s, int kind, const void *bytes, size_t len, bool
     op->soft = soft;
     op->pdone = done;
     op->ctx = ctx;
-    if (len)
+    if (kind == STORE_OP_PURGE_URL) {
+        memcpy(op->key, bytes, 16);
+        len = 0;
+    } else if (len) {
         memcpy(op->data, bytes, len);
+    }
     op->tags_len = len;
     int rc = store_enqueue(s, op);
     if (rc != STORE_OK)

@@ -30,9 +30,19 @@
 #define SLICE_VISITS 8192
 #define SLICE_FAILS_MAX 3
 
+void store_debug_hold_purges(store_t *s, bool hold)
+{
+    atomic_store(&s->hold_purges, hold);
+    pthread_mutex_lock(&s->q_mu);
+    pthread_cond_signal(&s->q_cv); /* the writer may wait for nothing but this */
+    pthread_mutex_unlock(&s->q_mu);
+}
+
 bool store_purge_pending(store_t *s)
 {
     store_purger_t *pg = s->pg;
+    if (atomic_load(&s->hold_purges))
+        return false;
     return pg->dirty || pg->walks || (pg->nbans && pg->sweep_fails < SLICE_FAILS_MAX);
 }
 

@@ -295,9 +295,10 @@ static int apply_update_meta(store_t *s, MDB_txn *txn, store_work_t *w, store_op
             w->purge_dropped++;
             return 0;
         }
-        if (m == STORE_MATCH_NONE && stale && op->start_seq > stale) {
-            /* Validated after every purge that marked it: fresh again, and
-             * newer than the soft bans that matched it. */
+        if (m == STORE_MATCH_NONE && stale && op->start_seq >= stale) {
+            /* Validated after every purge that marked it (a purge numbered
+             * start_seq had committed when the fetch began): fresh again,
+             * and newer than the soft bans that matched it. */
             h.flags &= (uint8_t)~STORE_REC_STALE;
             h.stale_seq = 0;
             h.seq = ++w->st.seq;

@@ -249,5 +249,8 @@ int store_purge_prefix(store_t *s, const char *url_prefix, size_t len, bool soft
 
 /* Entries in the tag index for tag (tag NULL: all entries), as committed. */
 uint64_t store_debug_tag_count(store_t *s, const char *tag, size_t len);
+/* While held, the writer runs no tag walk or ban sweep slice (store_sync
+ * then waits for none): shows what bans do before any sweep. */
+void store_debug_hold_purges(store_t *s, bool hold);
 
 #endif
