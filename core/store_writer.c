@@ -500,9 +500,10 @@ static void *writer_main(void *arg)
     store_t *s = arg;
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        bool idle = !s->q_head, pending = store_purge_pending(s);
-        while (!s->q_head && !s->closing && !pending)
+        bool idle = !s->q_head, pending;
+        while (!s->q_head && !s->closing && !(pending = store_purge_pending(s)))
             pthread_cond_wait(&s->q_cv, &s->q_mu);
+        pending = store_purge_pending(s);
         if (!s->q_head && s->closing)
             break; /* closing and drained; purge work left resumes at the next open */
         if (!s->q_head) {
