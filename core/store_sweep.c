@@ -245,6 +245,7 @@ static void sweep_slice(store_t *s)
     c = NULL;
     if (wrapped)
         memset(pos, 0, sizeof pos);
+    bool through = false;
     for (size_t i = 0; i < pg->nbans; i++) {
         if (!ban_through(&pg->prog[i], pos, wrapped))
             continue;
@@ -252,8 +253,13 @@ static void sweep_slice(store_t *s)
         MDB_val k = store_seq_key(kb, pg->bans[i].seq);
         if ((rc = mdb_del(txn, s->db_purges, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
             goto out;
+        through = true;
     }
-    rc = store_txn_commit(s, txn, &w);
+    /* Most slices of a large cache only look: no commit (and no fsync). */
+    if (changed || through)
+        rc = store_txn_commit(s, txn, &w);
+    else
+        mdb_txn_abort(txn);
     txn = NULL;
 out:
     if (c)
