@@ -1,10 +1,13 @@
-/* store: opening and closing the LMDB environment, and the read side
- * (see include/store.h; the on-disk layout is in store_internal.h).
+/* store: opening and closing the LMDB environment, the format check, the
+ * record codec and the transaction helpers every writer path shares (see
+ * include/store.h; the on-disk layout is in store_internal.h; the read
+ * side is store_read.c).
  *
- * Reads run on loop threads in read transactions owned by a store_reader
- * (MDB_NOTLS), reset and renewed rather than reallocated so a hit costs no
- * malloc and keeps its reader slot. LRU touches are only remembered here;
- * the writer (store_writer.c) applies them. */
+ * The format check. A cache directory written by another format is never
+ * read: decoding it with this build's layout could serve a wrong body. It
+ * is renamed aside whole (the operator may inspect or delete it) and the
+ * node starts cold. An LMDB file this LMDB cannot open (MDB_INVALID,
+ * MDB_VERSION_MISMATCH) counts as unknown format 0. */
 #include "store_internal.h"
 
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -26,16 +30,8 @@
 /* Cap on the puts gathered in one batch, whatever the map size: bounds a
  * commit's latency and its dirty page list. */
 #define STORE_BATCH_BUDGET_MAX (64ull * 1024 * 1024)
-#define TOUCH_SLOTS (2 * STORE_TOUCH_MAX)
-
-struct store_reader {
-    store_t *s;
-    MDB_txn *txn;             /* NULL until the first begin; reset between reads */
-    bool active;
-    size_t ntouch;
-    uint8_t touch[STORE_TOUCH_MAX][STORE_KEY_LEN];
-    uint16_t slot[TOUCH_SLOTS]; /* open-addressing set over touch[]: index + 1, 0 = empty */
-};
+#define STORE_MAX_TAGS_DEFAULT 32
+#define STORE_MAX_TAG_BYTES_DEFAULT 128
 
 static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -50,8 +46,8 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 
 void store_rec_encode(uint8_t *p, const store_rec_t *h)
 {
-    p[0] = 1; /* record version */
-    p[1] = 0;
+    p[0] = STORE_FORMAT; /* record version */
+    p[1] = h->flags;
     p[2] = p[3] = 0;
     store_le32(p + 4, h->url_len);
     store_le32(p + 8, h->meta_len);
@@ -59,6 +55,10 @@ void store_rec_encode(uint8_t *p, const store_rec_t *h)
     store_le64(p + 16, h->oid);
     store_le64(p + 24, h->body_len);
     store_le64(p + 32, h->cost);
+    store_le64(p + 40, h->seq);
+    store_le64(p + 48, h->stale_seq);
+    store_le32(p + 56, h->tags_len);
+    store_le32(p + 60, 0);
 }
 
 const char *store_strerror(int code)
@@ -68,27 +68,64 @@ const char *store_strerror(int code)
     case STORE_NOTFOUND: return "not found";
     case STORE_ERROR: return "storage error";
     case STORE_CLOSED: return "store closed";
+    case STORE_PURGED: return "purged while it was being fetched";
     }
     return "unknown store error";
 }
 
-int store_rec_decode(const void *v, size_t n, store_rec_t *h)
+int store_rec_decode(const void *v, size_t n, store_rec_t *h, store_rec_view_t *view)
 {
     const uint8_t *p = v;
-    if (n < STORE_REC_HDR || p[0] != 1)
+    if (n < STORE_REC_HDR || p[0] != STORE_FORMAT)
         return -EINVAL;
+    h->flags = p[1];
     h->url_len = store_get_le32(p + 4);
     h->meta_len = store_get_le32(p + 8);
     h->nchunks = store_get_le32(p + 12);
     h->oid = store_get_le64(p + 16);
     h->body_len = store_get_le64(p + 24);
     h->cost = store_get_le64(p + 32);
+    h->seq = store_get_le64(p + 40);
+    h->stale_seq = store_get_le64(p + 48);
+    h->tags_len = store_get_le32(p + 56);
     uint64_t inl = h->body_len <= STORE_INLINE_MAX ? h->body_len : 0;
-    if ((uint64_t)STORE_REC_HDR + h->url_len + h->meta_len + inl != n)
+    if ((uint64_t)STORE_REC_HDR + h->url_len + h->meta_len + h->tags_len + inl != n)
         return -EINVAL;
     if (h->nchunks != store_nchunks(h->body_len))
         return -EINVAL;
+    if (view) {
+        view->url = (const char *)p + STORE_REC_HDR;
+        view->meta = (const uint8_t *)view->url + h->url_len;
+        view->tags = (const char *)view->meta + h->meta_len;
+        view->body = h->nchunks ? NULL : (const uint8_t *)view->tags + h->tags_len;
+    }
     return 0;
+}
+
+int store_rec_rewrite(store_t *s, MDB_txn *txn, const uint8_t key[STORE_KEY_LEN], MDB_val old, const store_rec_t *h,
+                      const void *meta)
+{
+    store_rec_t oh;
+    store_rec_view_t ov;
+    if (store_rec_decode(old.mv_data, old.mv_size, &oh, &ov))
+        return MDB_CORRUPTED;
+    /* The old value lives in pages this txn may reuse: copy what is kept out first. */
+    size_t inl = oh.nchunks ? 0 : (size_t)oh.body_len;
+    size_t keep = oh.url_len + oh.tags_len + inl;
+    uint8_t *copy = malloc(keep + h->meta_len + 1);
+    if (!copy)
+        return ENOMEM;
+    memcpy(copy, ov.url, oh.url_len);
+    memcpy(copy + oh.url_len, meta, h->meta_len);
+    memcpy(copy + oh.url_len + h->meta_len, ov.tags, oh.tags_len + inl);
+    MDB_val k = { STORE_KEY_LEN, (void *)key }, nv = { STORE_REC_HDR + keep + h->meta_len, NULL };
+    int rc = mdb_put(txn, s->db_obj, &k, &nv, MDB_RESERVE);
+    if (rc == 0) {
+        store_rec_encode(nv.mv_data, h);
+        memcpy((uint8_t *)nv.mv_data + STORE_REC_HDR, copy, keep + h->meta_len);
+    }
+    free(copy);
+    return rc;
 }
 
 /* mkdir -p: the configured cache_dir may name a tree that does not exist yet. */
@@ -117,16 +154,18 @@ static int state_read(store_t *s, MDB_txn *txn, store_state_t *st)
     int rc = mdb_get(txn, s->db_info, &k, &v);
     if (rc == MDB_NOTFOUND) {
         memset(st, 0, sizeof *st);
-        st->next_oid = st->next_seq = 1;
+        /* seq starts at 1: store_seq() is never 0, which means "no check". */
+        st->next_oid = st->next_lru = st->seq = 1;
         return 0;
     }
     if (rc)
         return rc;
     const uint8_t *p = v.mv_data;
-    if (v.mv_size != STORE_STATE_LEN || store_get_le64(p) != STORE_FORMAT)
+    if (v.mv_size != STORE_STATE_LEN)
         return MDB_INCOMPATIBLE;
-    st->next_oid = store_get_le64(p + 8);
-    st->next_seq = store_get_le64(p + 16);
+    st->next_oid = store_get_le64(p);
+    st->next_lru = store_get_le64(p + 8);
+    st->seq = store_get_le64(p + 16);
     st->bytes = store_get_le64(p + 24);
     st->objects = store_get_le64(p + 32);
     return 0;
@@ -153,8 +192,19 @@ static int state_fixup(store_t *s, MDB_txn *txn, store_state_t *st)
     if (rc)
         goto out;
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == STORE_SEQ_LEN && store_get_be64(k.mv_data) >= st->next_seq)
-        st->next_seq = store_get_be64(k.mv_data) + 1;
+    if (rc == 0 && k.mv_size == STORE_SEQ_LEN && store_get_be64(k.mv_data) >= st->next_lru)
+        st->next_lru = store_get_be64(k.mv_data) + 1;
+    mdb_cursor_close(c);
+    c = NULL;
+    if (rc && rc != MDB_NOTFOUND)
+        goto out;
+    /* A purge's seq must stay above every seq already given out. */
+    rc = mdb_cursor_open(txn, s->db_purges, &c);
+    if (rc)
+        goto out;
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == STORE_SEQ_LEN && store_get_be64(k.mv_data) > st->seq)
+        st->seq = store_get_be64(k.mv_data);
     if (rc == MDB_NOTFOUND)
         rc = 0;
 out:
@@ -165,6 +215,7 @@ out:
 
 void store_stats_publish(store_t *s)
 {
+    atomic_store_explicit(&s->seq_pub, s->st.seq, memory_order_release);
     pthread_mutex_lock(&s->stats_mu);
     s->stats = s->wstats;
     s->stats.objects = s->st.objects;
@@ -182,9 +233,9 @@ int store_txn_begin(store_t *s, MDB_txn **txn, store_work_t *w)
 int store_txn_commit(store_t *s, MDB_txn *txn, const store_work_t *w)
 {
     uint8_t buf[STORE_STATE_LEN];
-    store_le64(buf, STORE_FORMAT);
-    store_le64(buf + 8, w->st.next_oid);
-    store_le64(buf + 16, w->st.next_seq);
+    store_le64(buf, w->st.next_oid);
+    store_le64(buf + 8, w->st.next_lru);
+    store_le64(buf + 16, w->st.seq);
     store_le64(buf + 24, w->st.bytes);
     store_le64(buf + 32, w->st.objects);
     MDB_val k = { 5, "state" }, v = { sizeof buf, buf };
@@ -200,6 +251,13 @@ int store_txn_commit(store_t *s, MDB_txn *txn, const store_work_t *w)
     s->wstats.puts += w->puts;
     s->wstats.deletes += w->deletes;
     s->wstats.evictions += w->evictions;
+    s->wstats.purge_urls += w->purge_urls;
+    s->wstats.purge_tags += w->purge_tags;
+    s->wstats.purge_prefixes += w->purge_prefixes;
+    s->wstats.purge_deleted += w->purge_deleted;
+    s->wstats.purge_flagged += w->purge_flagged;
+    s->wstats.purge_swept += w->purge_swept;
+    s->wstats.purge_dropped += w->purge_dropped;
     s->wstats.commits++;
     store_stats_publish(s);
     return 0;
@@ -223,7 +281,8 @@ static void set_bounds(store_t *s, unsigned pct)
     s->batch_budget = s->high_water / 4 < STORE_BATCH_BUDGET_MAX ? s->high_water / 4 : STORE_BATCH_BUDGET_MAX;
 }
 
-static int open_env(store_t *s, const store_opts_t *opts, uint64_t size, char *err, size_t errlen)
+/* Open the environment; returns an LMDB error (the env is then closed). */
+static int open_env(store_t *s, const store_opts_t *opts, uint64_t size)
 {
     int rc = mdb_env_create(&s->env);
     if (rc)
@@ -232,7 +291,7 @@ static int open_env(store_t *s, const store_opts_t *opts, uint64_t size, char *e
         goto out;
     if ((rc = mdb_env_set_maxreaders(s->env, opts->max_readers ? opts->max_readers : 126)) != 0)
         goto out;
-    if ((rc = mdb_env_set_maxdbs(s->env, 8)) != 0)
+    if ((rc = mdb_env_set_maxdbs(s->env, 16)) != 0)
         goto out;
     /* MDB_NOTLS: read txns belong to store_readers, not threads.
      * MDB_NORDAHEAD: lookups are random over a map usually larger than
@@ -249,14 +308,138 @@ static int open_env(store_t *s, const store_opts_t *opts, uint64_t size, char *e
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync_commit ? MDB_NOMETASYNC : MDB_NOSYNC);
     rc = mdb_env_open(s->env, opts->dir, flags, 0644);
 out:
+    if (rc && s->env) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    return rc;
+}
+
+/* The format of the cache in the open environment: STORE_FORMAT for ours
+ * or a new one, else what the directory holds (0 = unknown). Returns 0 or
+ * an LMDB error. */
+static int format_check(store_t *s, uint64_t *found)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi main_db, info;
+    MDB_stat st;
+    *found = STORE_FORMAT;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc || (rc = mdb_dbi_open(txn, NULL, 0, &main_db)) != 0 || (rc = mdb_stat(txn, main_db, &st)) != 0)
+        goto out;
+    if (st.ms_entries == 0)
+        goto out; /* no databases yet: a new cache */
+    *found = 0;
+    rc = mdb_dbi_open(txn, "info", 0, &info);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+        rc = 0;
+        goto out;
+    }
     if (rc)
+        goto out;
+    MDB_val k = { 6, "format" }, v;
+    if (mdb_get(txn, info, &k, &v) == 0) {
+        if (v.mv_size == 8)
+            *found = store_get_le64(v.mv_data);
+        goto out;
+    }
+    /* Format 1 had no "format" key: its "state" began with the number. */
+    k = (MDB_val){ 5, "state" };
+    if (mdb_get(txn, info, &k, &v) == 0 && v.mv_size >= 8)
+        *found = store_get_le64(v.mv_data);
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+static void close_dir(store_t *s)
+{
+    if (s->env)
+        mdb_env_close(s->env);
+    s->env = NULL;
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    s->lock_fd = -1;
+}
+
+/* Create and lock opts->dir, open its environment and check its format.
+ * Returns 0 (ours or new), 1 (another format: *found) or -1 (err set). */
+static int open_dir(store_t *s, const store_opts_t *opts, uint64_t size, uint64_t *found, char *err, size_t errlen)
+{
+    int e = mkdirs(opts->dir);
+    if (e) {
+        errf(err, errlen, "store: cannot create %s: %s", opts->dir, strerror(-e));
+        return -1;
+    }
+    /* LMDB's own lock file only coordinates readers and the writer; two
+     * processes each running a writer thread and evicting would fight over
+     * the LRU and the counters, so one process owns the directory. */
+    char lockpath[PATH_MAX];
+    if (snprintf(lockpath, sizeof lockpath, "%s/store.lock", opts->dir) >= (int)sizeof lockpath) {
+        errf(err, errlen, "store: path too long: %s", opts->dir);
+        return -1;
+    }
+    s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        errf(err, errlen, "store: cannot open %s: %s", lockpath, strerror(errno));
+        return -1;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            errf(err, errlen, "store: %s is in use by another process (lock %s is held)", opts->dir, lockpath);
+        else
+            errf(err, errlen, "store: cannot lock %s: %s", lockpath, strerror(errno));
+        return -1;
+    }
+    int rc = open_env(s, opts, size);
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+        *found = 0;
+        return 1;
+    }
+    if (rc == 0)
+        rc = format_check(s, found);
+    if (rc) {
         errf(err, errlen, "store: cannot open LMDB environment in %s: %s", opts->dir, mdb_strerror(rc));
-    return rc ? -1 : 0;
+        return -1;
+    }
+    return *found == STORE_FORMAT ? 0 : 1;
+}
+
+/* Rename dir (holding format `found`) to dir.old-v<found>-<unix time>. */
+static int move_aside(const char *dir, uint64_t found, char *err, size_t errlen)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    memcpy(from, dir, n); /* n < PATH_MAX: open_dir built a longer path from it */
+    from[n] = '\0';
+    unsigned long long v = (unsigned long long)found;
+    if (snprintf(to, sizeof to, "%s.old-v%llu-%lld", from, v, (long long)time(NULL)) >= (int)sizeof to) {
+        errf(err, errlen, "store: %s holds cache format v%llu (this build reads v%d) and its name is too long to move it aside",
+             from, v, STORE_FORMAT);
+        return -1;
+    }
+    if (rename(from, to) != 0) {
+        errf(err, errlen,
+             "store: %s holds cache format v%llu, which this build (v%d) does not read, and moving it aside to %s "
+             "failed: %s; move or remove it",
+             from, v, STORE_FORMAT, to, strerror(errno));
+        return -1;
+    }
+    log_warn("store: %s held cache format v%llu, which this build (v%d) does not read: moved it aside to %s, "
+             "starting with an empty cache",
+             from, v, STORE_FORMAT, to);
+    return 0;
 }
 
 static int open_dbs(store_t *s, char *err, size_t errlen)
 {
     MDB_txn *txn = NULL;
+    uint8_t fmt[8];
+    store_le64(fmt, STORE_FORMAT);
+    MDB_val fk = { 6, "format" }, fv = { sizeof fmt, fmt };
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc)
         goto out;
@@ -264,9 +447,15 @@ static int open_dbs(store_t *s, char *err, size_t errlen)
         (rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &s->db_chunk)) != 0 ||
         (rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &s->db_lru)) != 0 ||
         (rc = mdb_dbi_open(txn, "lru_idx", MDB_CREATE, &s->db_lidx)) != 0 ||
+        (rc = mdb_dbi_open(txn, "tags", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &s->db_tags)) != 0 ||
+        (rc = mdb_dbi_open(txn, "purges", MDB_CREATE, &s->db_purges)) != 0 ||
         (rc = mdb_dbi_open(txn, "info", MDB_CREATE, &s->db_info)) != 0)
         goto out;
+    if ((rc = mdb_put(txn, s->db_info, &fk, &fv, 0)) != 0)
+        goto out;
     if ((rc = state_read(s, txn, &s->st)) != 0 || (rc = state_fixup(s, txn, &s->st)) != 0)
+        goto out;
+    if ((rc = store_purge_open(s, txn)) != 0)
         goto out;
     store_work_t w = { .st = s->st };
     rc = store_txn_commit(s, txn, &w);
@@ -275,21 +464,24 @@ out:
     if (txn)
         mdb_txn_abort(txn);
     if (rc)
-        errf(err, errlen, "store: cannot set up databases: %s%s", mdb_strerror(rc),
-             rc == MDB_INCOMPATIBLE ? " (written by another version: remove the cache directory)" : "");
+        errf(err, errlen, "store: cannot set up databases: %s", mdb_strerror(rc));
     return rc ? -1 : 0;
 }
 
 static void store_free(store_t *s)
 {
-    if (s->env)
-        mdb_env_close(s->env);
-    if (s->lock_fd >= 0)
-        close(s->lock_fd); /* releases the flock */
+    store_purge_free(s);
+    close_dir(s);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->stats_mu);
+    pthread_mutex_destroy(&s->ban_mu);
     free(s);
+}
+
+static unsigned clamp_opt(unsigned v, unsigned dflt, unsigned max)
+{
+    return v == 0 ? dflt : v > max ? max : v;
 }
 
 int store_open(store_t **out, const store_opts_t *opts, char *err, size_t errlen)
@@ -314,42 +506,34 @@ int store_open(store_t **out, const store_opts_t *opts, char *err, size_t errlen
     }
     s->lock_fd = -1;
     s->batch_ms = opts->batch_ms ? opts->batch_ms : 5;
+    s->max_tags = clamp_opt(opts->max_tags, STORE_MAX_TAGS_DEFAULT, STORE_TAGS_LIMIT);
+    s->max_tag_bytes = clamp_opt(opts->max_tag_bytes, STORE_MAX_TAG_BYTES_DEFAULT, STORE_TAG_BYTES_LIMIT);
     s->q_tail = &s->q_head;
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_mutex_init(&s->stats_mu, NULL);
+    pthread_mutex_init(&s->ban_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->q_cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    int e = mkdirs(opts->dir);
-    if (e) {
-        errf(err, errlen, "store: cannot create %s: %s", opts->dir, strerror(-e));
-        goto out;
+    for (int moved = 0;; moved++) {
+        uint64_t found = 0;
+        int r = open_dir(s, opts, size, &found, err, errlen);
+        if (r == 0)
+            break;
+        close_dir(s);
+        if (r < 0)
+            goto out;
+        if (moved) {
+            errf(err, errlen, "store: %s still holds format v%llu after moving the old cache aside", opts->dir,
+                 (unsigned long long)found);
+            goto out;
+        }
+        if (move_aside(opts->dir, found, err, errlen))
+            goto out;
     }
-    /* LMDB's own lock file only coordinates readers and the writer; two
-     * processes each running a writer thread and evicting would fight over
-     * the LRU and the counters, so one process owns the directory. */
-    char lockpath[PATH_MAX];
-    if (snprintf(lockpath, sizeof lockpath, "%s/store.lock", opts->dir) >= (int)sizeof lockpath) {
-        errf(err, errlen, "store: path too long: %s", opts->dir);
-        goto out;
-    }
-    s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        errf(err, errlen, "store: cannot open %s: %s", lockpath, strerror(errno));
-        goto out;
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-            errf(err, errlen, "store: %s is in use by another process (lock %s is held)", opts->dir, lockpath);
-        else
-            errf(err, errlen, "store: cannot lock %s: %s", lockpath, strerror(errno));
-        goto out;
-    }
-    if (open_env(s, opts, size, err, errlen))
-        goto out;
     int dead = 0;
     if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
         log_warn("store: cleared %d reader slot(s) left by a dead process in %s", dead, opts->dir);
@@ -398,6 +582,11 @@ void store_close(store_t *s)
     store_free(s);
 }
 
+uint64_t store_seq(store_t *s)
+{
+    return atomic_load_explicit(&s->seq_pub, memory_order_acquire);
+}
+
 void store_get_stats(store_t *s, store_stats_t *out)
 {
     pthread_mutex_lock(&s->stats_mu);
@@ -405,145 +594,3 @@ void store_get_stats(store_t *s, store_stats_t *out)
     pthread_mutex_unlock(&s->stats_mu);
 }
 
-/* --- readers --- */
-
-store_reader_t *store_reader_new(store_t *s)
-{
-    store_reader_t *r = calloc(1, sizeof *r);
-    if (r)
-        r->s = s;
-    return r;
-}
-
-void store_reader_free(store_reader_t *r)
-{
-    if (!r)
-        return;
-    store_reader_flush_touches(r);
-    if (r->txn)
-        mdb_txn_abort(r->txn); /* also frees its reader slot */
-    free(r);
-}
-
-int store_read_begin(store_reader_t *r)
-{
-    int rc;
-    if (r->active)
-        store_read_end(r);
-    if (r->txn)
-        rc = mdb_txn_renew(r->txn);
-    else
-        rc = mdb_txn_begin(r->s->env, NULL, MDB_RDONLY, &r->txn);
-    if (rc) {
-        log_error("store: read transaction: %s", mdb_strerror(rc));
-        if (r->txn) {
-            mdb_txn_abort(r->txn);
-            r->txn = NULL;
-        }
-        return STORE_ERROR;
-    }
-    r->active = true;
-    return STORE_OK;
-}
-
-void store_read_end(store_reader_t *r)
-{
-    if (!r->active)
-        return;
-    mdb_txn_reset(r->txn); /* unpins the snapshot, keeps the slot */
-    r->active = false;
-}
-
-int store_get(store_reader_t *r, const store_key_t *key, store_obj_t *out)
-{
-    uint8_t k[STORE_KEY_LEN];
-    store_rec_t h;
-    if (!r->active)
-        return STORE_ERROR;
-    store_key_encode(key, k);
-    MDB_val mk = { sizeof k, k }, v;
-    int rc = mdb_get(r->txn, r->s->db_obj, &mk, &v);
-    if (rc == MDB_NOTFOUND)
-        return STORE_NOTFOUND;
-    if (rc) {
-        log_error("store: get: %s", mdb_strerror(rc));
-        return STORE_ERROR;
-    }
-    if (store_rec_decode(v.mv_data, v.mv_size, &h)) {
-        log_error("store: malformed object record (%zu bytes)", v.mv_size);
-        return STORE_ERROR;
-    }
-    const uint8_t *p = (const uint8_t *)v.mv_data + STORE_REC_HDR;
-    out->url = (const char *)p;
-    out->url_len = h.url_len;
-    out->meta = p + h.url_len;
-    out->meta_len = h.meta_len;
-    out->body_len = h.body_len;
-    out->body = h.nchunks ? NULL : p + h.url_len + h.meta_len;
-    out->object_id = h.oid;
-    out->nchunks = h.nchunks;
-    return STORE_OK;
-}
-
-int store_get_chunk(store_reader_t *r, uint64_t object_id, uint32_t index, const uint8_t **p, size_t *n)
-{
-    uint8_t k[STORE_CKEY_LEN];
-    if (!r->active)
-        return STORE_ERROR;
-    store_ckey_encode(object_id, index, k);
-    MDB_val mk = { sizeof k, k }, v;
-    int rc = mdb_get(r->txn, r->s->db_chunk, &mk, &v);
-    if (rc == MDB_NOTFOUND)
-        return STORE_NOTFOUND;
-    if (rc) {
-        log_error("store: get chunk: %s", mdb_strerror(rc));
-        return STORE_ERROR;
-    }
-    /* With MDB_NORDAHEAD every page of the chunk would fault on its own:
-     * ask for the whole (contiguous) chunk in one go. Advisory only. */
-    uintptr_t pg = r->s->psize, a = (uintptr_t)v.mv_data & ~(pg - 1);
-    uintptr_t e = ((uintptr_t)v.mv_data + v.mv_size + pg - 1) & ~(pg - 1);
-    (void)madvise((void *)a, e - a, MADV_WILLNEED);
-    *p = v.mv_data;
-    *n = v.mv_size;
-    return STORE_OK;
-}
-
-/* --- LRU touches --- */
-
-void store_touch(store_reader_t *r, const store_key_t *key)
-{
-    uint8_t k[STORE_KEY_LEN];
-    store_key_encode(key, k);
-    /* The hash bytes are SipHash output: already uniform. */
-    uint32_t h = ((uint32_t)k[0] | (uint32_t)k[1] << 8) ^ (uint32_t)key->variant;
-    for (uint32_t i = 0;; i++) {
-        uint16_t *sl = &r->slot[(h + i) & (TOUCH_SLOTS - 1)];
-        if (*sl == 0) {
-            memcpy(r->touch[r->ntouch], k, STORE_KEY_LEN);
-            *sl = (uint16_t)(++r->ntouch);
-            break;
-        }
-        if (memcmp(r->touch[*sl - 1], k, STORE_KEY_LEN) == 0)
-            return; /* already gathered: hits between flushes coalesce */
-    }
-    if (r->ntouch == STORE_TOUCH_MAX)
-        store_reader_flush_touches(r);
-}
-
-void store_reader_flush_touches(store_reader_t *r)
-{
-    if (r->ntouch == 0)
-        return;
-    size_t n = r->ntouch;
-    store_op_t *op = calloc(1, sizeof *op + n * STORE_KEY_LEN);
-    r->ntouch = 0;
-    memset(r->slot, 0, sizeof r->slot);
-    if (!op)
-        return; /* touches are advice: dropping them only ages those objects */
-    op->kind = STORE_OP_TOUCH;
-    op->ntouch = n;
-    memcpy(op->data, r->touch, n * STORE_KEY_LEN);
-    if (store_enqueue(r->s, op) != STORE_OK)
-        free(op);
-}

@@ -30,7 +30,7 @@
  * live on whole overflow pages (a 256 KiB chunk takes 65 pages: the
  * page header pushes it past 64). Leaf slots are charged 3/2 of their size
  * because B-tree pages filled in random key order average about 2/3 full. */
-static uint64_t rec_cost(const store_t *s, size_t klen, uint64_t vlen)
+uint64_t store_rec_cost(const store_t *s, size_t klen, uint64_t vlen)
 {
     uint64_t node = NODESIZE + klen + vlen;
     if (node > s->nodemax) {
@@ -40,18 +40,25 @@ static uint64_t rec_cost(const store_t *s, size_t klen, uint64_t vlen)
     return (node + INDX_SIZE + 1) / 2 * 2 * 3 / 2;
 }
 
-uint64_t store_cost(const store_t *s, size_t url_len, size_t meta_len, uint64_t body_len)
+uint64_t store_cost(const store_t *s, size_t url_len, size_t meta_len, const char *tags, size_t tags_len,
+                    uint64_t body_len)
 {
     uint64_t inl = body_len <= STORE_INLINE_MAX ? body_len : 0;
-    uint64_t c = rec_cost(s, STORE_KEY_LEN, STORE_REC_HDR + url_len + meta_len + inl);
+    uint64_t c = store_rec_cost(s, STORE_KEY_LEN, STORE_REC_HDR + url_len + meta_len + tags_len + inl);
+    const char *t;
+    size_t tn, off = 0;
+    /* A tag's entry as if it were alone under its key: errs high for tags
+     * many objects share (their keys pack into one sub-database). */
+    while (store_tags_next(tags, tags_len, &off, &t, &tn))
+        c += store_rec_cost(s, tn, STORE_KEY_LEN);
     uint32_t n = store_nchunks(body_len);
     if (n > 0) {
         uint64_t last = body_len - (uint64_t)(n - 1) * STORE_CHUNK_SIZE;
-        c += (uint64_t)(n - 1) * rec_cost(s, STORE_CKEY_LEN, STORE_CHUNK_SIZE);
-        c += rec_cost(s, STORE_CKEY_LEN, last);
+        c += (uint64_t)(n - 1) * store_rec_cost(s, STORE_CKEY_LEN, STORE_CHUNK_SIZE);
+        c += store_rec_cost(s, STORE_CKEY_LEN, last);
     }
-    c += rec_cost(s, STORE_SEQ_LEN, STORE_KEY_LEN);  /* lru */
-    c += rec_cost(s, STORE_KEY_LEN, STORE_SEQ_LEN);  /* lru_idx */
+    c += store_rec_cost(s, STORE_SEQ_LEN, STORE_KEY_LEN);  /* lru */
+    c += store_rec_cost(s, STORE_KEY_LEN, STORE_SEQ_LEN);  /* lru_idx */
     return c;
 }
 
@@ -76,7 +83,7 @@ static int lru_unlink(store_t *s, MDB_txn *txn, const uint8_t key[STORE_KEY_LEN]
 int store_lru_link(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t key[STORE_KEY_LEN])
 {
     uint8_t seq[STORE_SEQ_LEN];
-    store_be64(seq, w->st.next_seq++);
+    store_be64(seq, w->st.next_lru++);
     MDB_val sk = { sizeof seq, seq }, kv = { STORE_KEY_LEN, (void *)key };
     /* Sequences only grow: appending fills lru pages completely. */
     int rc = mdb_put(txn, s->db_lru, &sk, &kv, MDB_APPEND);
@@ -105,16 +112,20 @@ int store_lru_touch(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t *ke
 int store_obj_delete(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t key[STORE_KEY_LEN])
 {
     store_rec_t h;
+    store_rec_view_t rv;
     MDB_val k = { STORE_KEY_LEN, (void *)key }, v;
     int rc = mdb_get(txn, s->db_obj, &k, &v);
     if (rc)
         goto out;
-    if (store_rec_decode(v.mv_data, v.mv_size, &h)) {
-        /* Unreadable: drop the record; its chunks (if any) are orphaned
-         * and only cost space until the cache is wiped. */
+    if (store_rec_decode(v.mv_data, v.mv_size, &h, &rv)) {
+        /* Unreadable: drop the record; its chunks and tag entries (if any)
+         * are orphaned. Orphan chunks only cost space until the cache is
+         * wiped; a tag walk drops the tag entries it meets. */
         log_warn("store: deleting a malformed object record (%zu bytes)", v.mv_size);
         memset(&h, 0, sizeof h);
-        h.cost = rec_cost(s, STORE_KEY_LEN, v.mv_size);
+        h.cost = store_rec_cost(s, STORE_KEY_LEN, v.mv_size);
+    } else if ((rc = store_tags_unindex(s, txn, key, rv.tags, h.tags_len)) != 0) {
+        goto out; /* the record's pages are still intact: nothing was deleted yet */
     }
     for (uint32_t i = 0; i < h.nchunks; i++) {
         uint8_t ck[STORE_CKEY_LEN];

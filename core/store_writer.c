@@ -20,7 +20,14 @@
  * 3. If that fails too, apply the operations one per transaction, so only
  *    those that cannot fit fail (done gets STORE_ERROR, logged).
  * An object whose accounted size exceeds object_max (a quarter of the map,
- * at most half the high-water mark) is refused before any transaction. */
+ * at most half the high-water mark) is refused before any transaction.
+ *
+ * Purge operations run in transactions of their own within a batch (a run
+ * of consecutive purges shares one): the writer records a purge in memory
+ * (store_purge.c) only once it is committed, and a put queued after it
+ * must be checked against it. Between batches the writer runs one slice of
+ * the purge work left (a tag walk or the ban sweep), so a long purge and
+ * the fills queued behind it take turns. */
 #include "store_internal.h"
 
 #include <errno.h>
@@ -78,12 +85,16 @@ static int enqueue_or_free(store_t *s, store_op_t *op)
 
 int store_put(store_t *s, const store_put_t *p)
 {
-    size_t extra = 0;
+    size_t extra = 0, tags_cap = 0;
     bool bad = p->url_len > STORE_META_MAX || p->meta_len > STORE_META_MAX ||
                p->url_len + p->meta_len > STORE_META_MAX || (p->url_len && !p->url) ||
-               (p->meta_len && !p->meta) || (p->body_len && !p->body);
-    if (!bad)
-        extra = p->url_len + p->meta_len;
+               (p->meta_len && !p->meta) || (p->body_len && !p->body) || (p->tags_len && !p->tags);
+    if (!bad) {
+        /* Normalised tags are no longer than either bound. */
+        tags_cap = (size_t)s->max_tags * (s->max_tag_bytes + 1);
+        tags_cap = p->tags_len < tags_cap ? p->tags_len : tags_cap;
+        extra = p->url_len + p->meta_len + tags_cap + 1;
+    }
     store_op_t *op = calloc(1, sizeof *op + extra);
     if (!op)
         return STORE_ERROR;
@@ -93,6 +104,7 @@ int store_put(store_t *s, const store_put_t *p)
     op->ctx = p->ctx;
     op->body = p->body;
     op->body_len = p->body_len;
+    op->start_seq = p->start_seq;
     if (bad) {
         log_warn("store: put refused: url+meta of %zu bytes or a missing buffer", p->url_len + p->meta_len);
         op->failed = true;
@@ -104,8 +116,12 @@ int store_put(store_t *s, const store_put_t *p)
             memcpy(op->data, p->url, p->url_len);
         if (p->meta_len)
             memcpy(op->data + p->url_len, p->meta, p->meta_len);
+        char *tags = (char *)op->data + p->url_len + p->meta_len;
+        if (p->tags_len)
+            op->tags_len = store_tags_normalise(s, p->tags, p->tags_len, tags);
         /* The first test keeps store_cost's chunk count from overflowing. */
-        op->cost = p->body_len > s->map_size ? UINT64_MAX : store_cost(s, p->url_len, p->meta_len, p->body_len);
+        op->cost = p->body_len > s->map_size ? UINT64_MAX
+                                             : store_cost(s, p->url_len, p->meta_len, tags, op->tags_len, p->body_len);
         if (op->cost > s->object_max) {
             log_warn("store: object of %llu bytes refused: larger than the cache's per-object bound (%llu accounted bytes)",
                      (unsigned long long)p->body_len, (unsigned long long)s->object_max);
@@ -132,6 +148,12 @@ static int queue_simple(store_t *s, int kind, const uint8_t *key, size_t keylen,
 int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, const void *meta, size_t meta_len,
                       store_done_fn done, void *ctx)
 {
+    return store_update_meta_seq(s, key, object_id, 0, meta, meta_len, done, ctx);
+}
+
+int store_update_meta_seq(store_t *s, const store_key_t *key, uint64_t object_id, uint64_t start_seq, const void *meta,
+                          size_t meta_len, store_done_fn done, void *ctx)
+{
     if (meta_len > STORE_META_MAX || (meta_len && !meta))
         return STORE_ERROR;
     store_op_t *op = calloc(1, sizeof *op + meta_len);
@@ -140,6 +162,7 @@ int store_update_meta(store_t *s, const store_key_t *key, uint64_t object_id, co
     op->kind = STORE_OP_UPDATE_META;
     store_key_encode(key, op->key);
     op->oid = object_id;
+    op->start_seq = start_seq;
     op->meta_len = meta_len;
     if (meta_len)
         memcpy(op->data, meta, meta_len);
@@ -188,29 +211,40 @@ void store_sync(store_t *s)
 
 static int apply_put(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
 {
+    const char *url = (const char *)op->data, *tags = url + op->url_len + op->meta_len;
+    /* A purge newer than the fetch's start wins: what the fetch got may be
+     * what the purge was meant to remove. */
+    if (op->start_seq &&
+        store_purge_match(s, op->start_seq, op->key, url, op->url_len, tags, op->tags_len) != STORE_MATCH_NONE) {
+        op->result = STORE_PURGED;
+        w->purge_dropped++;
+        return 0;
+    }
     int rc = store_obj_delete(s, txn, w, op->key);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
     store_rec_t h = {
         .url_len = (uint32_t)op->url_len,
         .meta_len = (uint32_t)op->meta_len,
+        .tags_len = (uint32_t)op->tags_len,
         .nchunks = store_nchunks(op->body_len),
         .oid = w->st.next_oid++,
         .body_len = op->body_len,
         .cost = op->cost,
+        .seq = ++w->st.seq,
     };
-    size_t inl = h.nchunks ? 0 : (size_t)op->body_len;
-    MDB_val k = { STORE_KEY_LEN, op->key }, v = { STORE_REC_HDR + op->url_len + op->meta_len + inl, NULL };
+    size_t inl = h.nchunks ? 0 : (size_t)op->body_len, head = op->url_len + op->meta_len + op->tags_len;
+    MDB_val k = { STORE_KEY_LEN, op->key }, v = { STORE_REC_HDR + head + inl, NULL };
     /* MDB_RESERVE: the body goes straight from the caller into the map. */
     if ((rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE)) != 0)
         return rc;
     uint8_t *p = v.mv_data;
     store_rec_encode(p, &h);
     p += STORE_REC_HDR;
-    if (op->url_len + op->meta_len)
-        memcpy(p, op->data, op->url_len + op->meta_len);
+    if (head)
+        memcpy(p, op->data, head);
     if (inl)
-        op->body(op->ctx, 0, p + op->url_len + op->meta_len, inl);
+        op->body(op->ctx, 0, p + head, inl);
     for (uint32_t i = 0; i < h.nchunks; i++) {
         uint8_t ck[STORE_CKEY_LEN];
         uint64_t off = (uint64_t)i * STORE_CHUNK_SIZE;
@@ -222,7 +256,7 @@ static int apply_put(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
             return rc;
         op->body(op->ctx, off, dv.mv_data, n);
     }
-    if ((rc = store_lru_link(s, txn, w, op->key)) != 0)
+    if ((rc = store_lru_link(s, txn, w, op->key)) != 0 || (rc = store_tags_index(s, txn, op->key, tags, op->tags_len)))
         return rc;
     w->st.bytes += op->cost;
     w->st.objects++;
@@ -231,74 +265,52 @@ static int apply_put(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
 }
 
 /* Rewrite an object's record with new metadata, keeping its version (object
- * id, chunks) and inline body; a revalidated object also counts as used. */
+ * id, chunks), tags and inline body; a revalidated object also counts as
+ * used. With a start_seq it may also clear the stale mark (store.h). */
 static int apply_update_meta(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
 {
     MDB_val k = { STORE_KEY_LEN, op->key }, v;
     store_rec_t h;
-    uint8_t *copy = NULL;
+    store_rec_view_t rv;
     int rc = mdb_get(txn, s->db_obj, &k, &v);
-    if (rc == MDB_NOTFOUND || (rc == 0 && (store_rec_decode(v.mv_data, v.mv_size, &h) || h.oid != op->oid))) {
-        op->status = STORE_NOTFOUND;
+    if (rc == MDB_NOTFOUND || (rc == 0 && (store_rec_decode(v.mv_data, v.mv_size, &h, &rv) || h.oid != op->oid))) {
+        op->result = STORE_NOTFOUND;
         return 0;
     }
     if (rc)
         return rc;
-    /* The old value lives in pages this txn may reuse: copy url and body out first. */
-    size_t inl = h.nchunks ? 0 : (size_t)h.body_len;
-    const uint8_t *old = (const uint8_t *)v.mv_data + STORE_REC_HDR;
-    copy = malloc(h.url_len + inl + 1);
-    if (!copy)
-        return ENOMEM;
-    memcpy(copy, old, h.url_len);
-    memcpy(copy + h.url_len, old + h.url_len + h.meta_len, inl);
+    size_t nbans;
+    const store_ban_t *bans = store_purge_bans(s, &nbans);
+    uint64_t stale = h.flags & STORE_REC_STALE ? h.stale_seq : 0, ban_soft = 0;
+    if (store_bans_match(bans, nbans, h.seq, rv.url, h.url_len, &ban_soft) == STORE_MATCH_HARD) {
+        op->result = STORE_NOTFOUND; /* hidden from readers; the sweep deletes it */
+        return 0;
+    }
+    stale = ban_soft > stale ? ban_soft : stale;
+    if (op->start_seq) {
+        uint64_t after = op->start_seq > h.seq ? op->start_seq : h.seq;
+        int m = store_purge_match(s, after, op->key, rv.url, h.url_len, rv.tags, h.tags_len);
+        if (m == STORE_MATCH_HARD) {
+            op->result = STORE_PURGED;
+            w->purge_dropped++;
+            return 0;
+        }
+        if (m == STORE_MATCH_NONE && stale && op->start_seq >= stale) {
+            /* Validated after every purge that marked it (a purge numbered
+             * start_seq had committed when the fetch began): fresh again,
+             * and newer than the soft bans that matched it. */
+            h.flags &= (uint8_t)~STORE_REC_STALE;
+            h.stale_seq = 0;
+            h.seq = ++w->st.seq;
+        }
+    }
     uint64_t old_cost = h.cost;
     h.meta_len = (uint32_t)op->meta_len;
-    h.cost = store_cost(s, h.url_len, h.meta_len, h.body_len);
-    MDB_val nv = { STORE_REC_HDR + h.url_len + h.meta_len + inl, NULL };
-    if ((rc = mdb_put(txn, s->db_obj, &k, &nv, MDB_RESERVE)) != 0)
-        goto out;
-    uint8_t *p = nv.mv_data;
-    store_rec_encode(p, &h);
-    p += STORE_REC_HDR;
-    memcpy(p, copy, h.url_len);
-    memcpy(p + h.url_len, op->data, op->meta_len);
-    memcpy(p + h.url_len + op->meta_len, copy + h.url_len, inl);
+    h.cost = store_cost(s, h.url_len, h.meta_len, rv.tags, h.tags_len, h.body_len);
+    if ((rc = store_rec_rewrite(s, txn, op->key, v, &h, op->data)) != 0)
+        return rc;
     w->st.bytes = w->st.bytes - old_cost + h.cost;
-    rc = store_lru_touch(s, txn, w, op->key, 1);
-out:
-    free(copy);
-    return rc;
-}
-
-/* Every variant of a URL hash: keys sharing the 16-byte prefix are adjacent. */
-static int apply_delete_url(store_t *s, MDB_txn *txn, store_work_t *w, const uint8_t hash[16])
-{
-    MDB_cursor *c = NULL;
-    uint8_t key[STORE_KEY_LEN];
-    int rc = mdb_cursor_open(txn, s->db_obj, &c);
-    if (rc)
-        goto out;
-    memcpy(key, hash, 16);
-    memset(key + 16, 0, 8);
-    for (;;) {
-        MDB_val k = { sizeof key, key }, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != STORE_KEY_LEN || memcmp(k.mv_data, hash, 16) != 0))) {
-            rc = 0;
-            break;
-        }
-        if (rc)
-            goto out;
-        memcpy(key, k.mv_data, sizeof key);
-        if ((rc = store_obj_delete(s, txn, w, key)) != 0)
-            goto out;
-        w->deletes++;
-    }
-out:
-    if (c)
-        mdb_cursor_close(c);
-    return rc;
+    return store_lru_touch(s, txn, w, op->key, 1);
 }
 
 static int apply_op(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
@@ -317,9 +329,12 @@ static int apply_op(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
         else if (rc == MDB_NOTFOUND)
             rc = 0; /* deleting nothing succeeds: purges are idempotent */
         break;
-    case STORE_OP_DELETE_URL:
-        rc = apply_delete_url(s, txn, w, op->key);
+    case STORE_OP_DELETE_URL: {
+        uint64_t n = 0;
+        rc = store_url_apply(s, txn, w, op->key, STORE_URL_DELETE, 0, &n);
+        w->deletes += n;
         break;
+    }
     case STORE_OP_UPDATE_META:
         rc = apply_update_meta(s, txn, w, op);
         break;
@@ -327,6 +342,9 @@ static int apply_op(store_t *s, MDB_txn *txn, store_work_t *w, store_op_t *op)
         rc = store_lru_touch(s, txn, w, op->data, op->ntouch);
         break;
     case STORE_OP_SYNC:
+        break;
+    default:
+        rc = store_purge_apply(s, txn, w, op);
         break;
     }
     return rc;
@@ -341,16 +359,22 @@ static int run_txn(store_t *s, store_op_t *first, store_op_t *end)
     int rc = store_txn_begin(s, &txn, &w);
     if (rc)
         goto out;
-    for (store_op_t *op = first; op != end; op = op->next)
+    for (store_op_t *op = first; op != end; op = op->next) {
+        op->result = STORE_OK;
         if ((rc = apply_op(s, txn, &w, op)) != 0)
             goto out;
+    }
     rc = store_txn_commit(s, txn, &w);
     txn = NULL;
     if (rc)
         goto out;
-    for (store_op_t *op = first; op != end; op = op->next)
-        if (!op->failed && op->status != STORE_NOTFOUND)
-            op->status = STORE_OK;
+    for (store_op_t *op = first; op != end; op = op->next) {
+        if (op->failed)
+            continue;
+        op->status = op->result;
+        if (store_purge_is_op(op->kind))
+            store_purge_committed(s, op);
+    }
 out:
     if (txn)
         mdb_txn_abort(txn);
@@ -362,25 +386,27 @@ static uint64_t sat_sub(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
-static void process_batch(store_t *s, store_op_t *batch)
+/* Apply ops [first, end) in one transaction, evicting before and after
+ * MDB_MAP_FULL as the opening comment says; each op's status is set. */
+static void process_segment(store_t *s, store_op_t *first, store_op_t *end)
 {
     uint64_t need = 0;
     size_t nops = 0;
-    for (store_op_t *op = batch; op; op = op->next, nops++)
+    for (store_op_t *op = first; op != end; op = op->next, nops++)
         need += op_cost(op);
     if (s->st.bytes + need > s->high_water)
         store_evict(s, sat_sub(s->low_water, need), "high-water");
-    int rc = run_txn(s, batch, NULL);
+    int rc = run_txn(s, first, end);
     if (rc == MDB_MAP_FULL) {
         s->wstats.map_full++;
         log_warn("store: map full at %llu accounted bytes; evicting a further 20%% and retrying",
                  (unsigned long long)s->st.bytes);
         store_evict(s, sat_sub(sat_sub(s->high_water, s->map_size / 5), need), "map full");
-        rc = run_txn(s, batch, NULL);
+        rc = run_txn(s, first, end);
     }
     if (rc) {
         size_t failed = 0;
-        for (store_op_t *op = batch; op; op = op->next) {
+        for (store_op_t *op = first; op != end; op = op->next) {
             if (op->failed || op->kind == STORE_OP_SYNC) {
                 op->status = op->failed ? op->status : STORE_OK;
                 continue;
@@ -394,12 +420,52 @@ static void process_batch(store_t *s, store_op_t *batch)
                   mdb_strerror(rc), failed);
         store_stats_publish(s); /* map_full, even if nothing committed */
     }
+}
+
+/* Run op's callback and free it; a barrier waits while purge work runs. */
+static void finish_op(store_t *s, store_op_t *op)
+{
+    if (op->kind == STORE_OP_SYNC && store_purge_pending(s)) {
+        op->next = s->parked;
+        s->parked = op;
+        return;
+    }
+    if (store_purge_is_op(op->kind)) {
+        if (op->pdone)
+            op->pdone(op->ctx, op->status, op->status == STORE_OK ? op->count : 0);
+    } else if (op->done) {
+        op->done(op->ctx, op->status);
+    }
+    free(op->own);
+    free(op);
+}
+
+/* Release the parked barriers (purge work is over, or the writer stops). */
+static void release_parked(store_t *s)
+{
+    store_op_t *op = s->parked;
+    s->parked = NULL;
+    while (op) {
+        store_op_t *next = op->next;
+        op->done(op->ctx, STORE_OK);
+        free(op);
+        op = next;
+    }
+}
+
+static void process_batch(store_t *s, store_op_t *batch)
+{
+    /* Runs of purges and runs of other operations, each in its own txn. */
+    for (store_op_t *first = batch, *end; first; first = end) {
+        bool purge = store_purge_is_op(first->kind);
+        for (end = first->next; end && store_purge_is_op(end->kind) == purge; end = end->next)
+            ;
+        process_segment(s, first, end);
+    }
     while (batch) {
         store_op_t *op = batch;
         batch = op->next;
-        if (op->done)
-            op->done(op->ctx, op->status);
-        free(op);
+        finish_op(s, op);
     }
 }
 
@@ -434,11 +500,20 @@ static void *writer_main(void *arg)
     store_t *s = arg;
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        bool idle = !s->q_head;
-        while (!s->q_head && !s->closing)
+        bool idle = !s->q_head, pending;
+        while (!s->q_head && !s->closing && !(pending = store_purge_pending(s)))
             pthread_cond_wait(&s->q_cv, &s->q_mu);
-        if (!s->q_head)
-            break; /* closing and drained */
+        pending = store_purge_pending(s);
+        if (!s->q_head && s->closing)
+            break; /* closing and drained; purge work left resumes at the next open */
+        if (!s->q_head) {
+            pthread_mutex_unlock(&s->q_mu);
+            store_purge_slice(s);
+            if (!store_purge_pending(s))
+                release_parked(s);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
         /* A backlog that built up during the last commit is a batch already;
          * only a writer that was idle waits for company. */
         struct timespec dl;
@@ -449,16 +524,25 @@ static void *writer_main(void *arg)
             dl.tv_sec++;
             dl.tv_nsec -= 1000000000L;
         }
-        /* Gather: more ops per commit means fewer fsyncs and page copies. */
-        while (idle && !s->closing && !s->q_barriers && s->q_cost < s->batch_budget && s->q_len < BATCH_MAX_OPS)
+        /* Gather: more ops per commit means fewer fsyncs and page copies.
+         * Not while purge work waits: its slices are the company. */
+        while (idle && !pending && !s->closing && !s->q_barriers && s->q_cost < s->batch_budget &&
+               s->q_len < BATCH_MAX_OPS)
             if (pthread_cond_timedwait(&s->q_cv, &s->q_mu, &dl) == ETIMEDOUT)
                 break;
         store_op_t *batch = take_batch(s);
+        bool stopping = s->closing; /* then only drain the queue */
         pthread_mutex_unlock(&s->q_mu);
         process_batch(s, batch);
+        if (store_purge_pending(s) && !stopping)
+            store_purge_slice(s);
+        if (!store_purge_pending(s))
+            release_parked(s);
         pthread_mutex_lock(&s->q_mu);
     }
     pthread_mutex_unlock(&s->q_mu);
+    store_purge_stop(s);
+    release_parked(s);
     return NULL;
 }
 

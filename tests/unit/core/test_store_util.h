@@ -94,8 +94,10 @@ static inline store_key_t ts_key(uint64_t id, uint64_t variant)
     return k;
 }
 
-/* Queue a put of object id/variant with a body of len bytes from p->seed. */
-static inline void ts_put(store_t *s, uint64_t id, uint64_t variant, uint64_t len, ts_put_t *p)
+/* Queue a put of object id/variant with a body of len bytes from p->seed,
+ * carrying tags ("tag\n" lines, or NULL), for a fetch begun at start_seq. */
+static inline void ts_put_ex(store_t *s, uint64_t id, uint64_t variant, uint64_t len, ts_put_t *p, const char *tags,
+                             uint64_t start_seq)
 {
     char url[64];
     ts_url(url, sizeof url, id);
@@ -108,12 +110,21 @@ static inline void ts_put(store_t *s, uint64_t id, uint64_t variant, uint64_t le
         .url_len = strlen(url),
         .meta = meta,
         .meta_len = (size_t)ml,
+        .tags = tags,
+        .tags_len = tags ? strlen(tags) : 0,
+        .start_seq = start_seq,
         .body_len = len,
         .body = ts_body,
         .done = ts_done,
         .ctx = p,
     };
     cr_assert_eq(store_put(s, &put), STORE_OK);
+}
+
+/* Queue a put of object id/variant with a body of len bytes from p->seed. */
+static inline void ts_put(store_t *s, uint64_t id, uint64_t variant, uint64_t len, ts_put_t *p)
+{
+    ts_put_ex(s, id, variant, len, p, NULL, 0);
 }
 
 /* Inside a read transaction: is object id/variant there with exactly the
