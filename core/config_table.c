@@ -70,7 +70,7 @@ const config_setting_t config_settings[] = {
         "pass Surrogate-Key and Cache-Tag on to the edges (they index them too)"),
     NUM(max_tags, CONFIG_UINT, CONFIG_ALL, "32", 1, 1024,
         "tags (Surrogate-Key, Cache-Tag) indexed per object for purging; further ones are not indexed"),
-    NUM(max_tag_bytes, CONFIG_UINT, CONFIG_ALL, "128", 1, 1024, "longest tag indexed; a longer one is not indexed (never cut)"),
+    NUM(max_tag_bytes, CONFIG_UINT, CONFIG_ALL, "128", 1, 511, "longest tag indexed; a longer one is not indexed (never cut)"),
     STR(purge_token_file, CONFIG_ALL, "",
         "file holding the bearer token that purge requests must carry (first line; not readable by others); empty: purging is off (403)"),
     NUM(forward_cdn_cache_control, CONFIG_BOOL, CONFIG_EDGE, "off", 0, 0,

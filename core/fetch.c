@@ -238,6 +238,31 @@ void fetch_unpublish(fetch_t *f)
         fetch_unref(f);
 }
 
+unsigned fetch_table_unpublish_all(fetch_table_t *t)
+{
+    fetch_t *drop = NULL;
+    unsigned n = 0;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < TABLE_BUCKETS; i++) {
+        while (t->b[i]) {
+            fetch_t *f = t->b[i];
+            t->b[i] = f->tnext;
+            f->published = false;
+            f->tnext = drop; /* the table's reference, dropped below */
+            drop = f;
+            n++;
+        }
+    }
+    t->n = 0;
+    pthread_mutex_unlock(&t->mu);
+    while (drop) {
+        fetch_t *f = drop;
+        drop = f->tnext;
+        fetch_unref(f);
+    }
+    return n;
+}
+
 int fetch_set_request(fetch_t *f, const http_fields_t *req_hdrs, int64_t request_time)
 {
     pthread_mutex_lock(&f->mu);

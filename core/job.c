@@ -4,7 +4,7 @@
  *
  *   CONNECT -> HEAD -> STREAM_STORE -> COMMIT        (a fill, stored)
  *                   -> STREAM_PASS  -> DONE          (not stored)
- *                   -> REVALIDATED  -> DONE          (a 304 freshened the object)
+ *                   -> REVALIDATED  -> COMMIT        (a 304 freshened the stored object)
  *                   -> HELD -> STREAM_PASS | HELD_ENDED -> DONE   (unsafe method)
  *                   -> RETRY | RESTART -> CONNECT    (next target / fetch whole)
  *   HEAD (transfer failed) -> CONNECT (next target) | DONE
@@ -39,7 +39,7 @@ static const uint32_t job_next[JOB_STATE_COUNT] = {
     [JOB_HELD_ENDED] = B(JOB_DONE),
     [JOB_STREAM_STORE] = B(JOB_STREAM_PASS) | B(JOB_COMMIT) | B(JOB_DONE) | B(JOB_CLOSED),
     [JOB_STREAM_PASS] = B(JOB_DONE) | B(JOB_CLOSED),
-    [JOB_REVALIDATED] = B(JOB_DONE) | B(JOB_CLOSED),
+    [JOB_REVALIDATED] = B(JOB_COMMIT) | B(JOB_DONE) | B(JOB_CLOSED),
     [JOB_COMMIT] = B(JOB_DONE),
     [JOB_DONE] = 0,
     [JOB_CLOSED] = 0,
@@ -211,6 +211,8 @@ static job_state_t stp_head(fjob_t *j, int status, const http_fields_t *hdrs)
         switch (job_store_revalidated(j, hdrs, now)) {
         case JOB_STORE_304_UPDATED:
             return JOB_REVALIDATED;
+        case JOB_STORE_304_ONLY_HERE:
+            return JOB_STREAM_PASS;
         case JOB_STORE_304_FOREIGN:
             return JOB_RESTART;
         case JOB_STORE_304_FAILED:
@@ -337,6 +339,7 @@ static job_state_t stp_end(fjob_t *j, int err, const char *msg)
         job_unref(j);
         return JOB_HELD_ENDED;
     case JOB_STREAM_STORE:
+    case JOB_REVALIDATED:
         end(j, err, msg);
         return err == UPSTREAM_OK ? JOB_COMMIT : JOB_DONE;
     default:
@@ -360,13 +363,18 @@ static void on_resume(void *arg)
 
 /* --- the end --- */
 
-/* JOB_COMMIT: the response is complete; the store takes it (and our
- * reference) and unpublishes the fetch once it is written. A purge check
- * plugs in here (issue 10): a purge since request_time must not let this
- * object in. */
-static job_state_t stp_commit(fjob_t *j)
+/* JOB_COMMIT: the response is complete; the store takes it and unpublishes
+ * the fetch once it is written, so no request in between fetches again. A
+ * fill queues its put here (the store drops it when a purge since
+ * start_seq matches); a revalidation's header update was queued with the
+ * 304 and holds its own reference, so the transfer's is dropped. */
+static job_state_t stp_commit(fjob_t *j, job_state_t from)
 {
     fetch_finish(j->f, UPSTREAM_OK, "");
+    if (from == JOB_REVALIDATED) {
+        job_unref(j);
+        return JOB_COMMIT;
+    }
     return job_store_commit(j) ? JOB_COMMIT : JOB_DONE;
 }
 
@@ -383,13 +391,14 @@ static void stp_done(fjob_t *j)
 static void job_run(fjob_t *j, job_state_t next)
 {
     for (;;) {
+        job_state_t from = j->state;
         set_state(j, next);
         switch (next) {
         case JOB_CONNECT:
             next = stp_connect(j);
             break;
         case JOB_COMMIT:
-            next = stp_commit(j);
+            next = stp_commit(j, from);
             if (next == JOB_COMMIT)
                 return; /* the store holds the job now */
             break;

@@ -289,19 +289,23 @@ job_store_304_t job_store_revalidated(fjob_t *j, const http_fields_t *hdrs, int6
     memcpy(ri->data, meta.data, meta.len);
     if (storable) {
         job_ref(j);
-        if (store_update_meta(px->store, &j->validate->key, j->validate->object_id, meta.data, meta.len,
-                              on_store_done, j) != STORE_OK)
+        if (store_update_meta_seq(px->store, &j->validate->key, j->validate->object_id, j->start_seq, meta.data,
+                                  meta.len, on_store_done, j) != STORE_OK) {
             job_unref(j);
+            rc = JOB_STORE_304_ONLY_HERE; /* nothing will unpublish the fetch but its end */
+        }
     } else {
         /* Validated for these waiters, but the new headers forbid keeping it. */
         store_delete(px->store, &j->validate->key, NULL, NULL);
+        rc = JOB_STORE_304_ONLY_HERE;
     }
     http_fields_t copy;
     http_fields_init(&copy, 0);
     http_fields_copy(&copy, hdrs);
     job_publish(j, 304, &copy, 0, now, ri);
     http_fields_free(&copy);
-    rc = JOB_STORE_304_UPDATED;
+    if (rc != JOB_STORE_304_ONLY_HERE)
+        rc = JOB_STORE_304_UPDATED;
 out:
     http_fields_free(&sf);
     http_fields_free(&merged);

@@ -285,6 +285,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .dir = cfg->cache_dir,
         .size = cfg->cache_size,
         .sync_commit = cfg->cache_sync == CONFIG_SYNC_COMMIT,
+        .max_tags = cfg->max_tags,
+        .max_tag_bytes = cfg->max_tag_bytes,
     };
     int rc = store_open(&px->store, &so, err, errlen);
     if (rc) {

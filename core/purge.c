@@ -163,6 +163,9 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
     preq_ref(p); /* the op's, until it is answered */
     if (r->host)
         host = (http_slice_t){ r->host, strlen(r->host) };
+    /* Requests from now on must not join a fetch begun before the purge
+     * (its response is not stored either: the store drops it). */
+    fetch_table_unpublish_all(p->pw->px->fetches);
     buf_t key;
     buf_init(&key, p->pw->px->cfg->max_uri_size + 512);
     if (r->all) {

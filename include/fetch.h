@@ -94,6 +94,10 @@ typedef struct fetch_view {
 /* Table of in-flight fetches shared by all workers. */
 fetch_table_t *fetch_table_new(void);
 void fetch_table_free(fetch_table_t *t);
+/* Unpublish every fetch (a purge: a request arriving after it must not
+ * join a fetch that began before it). Their waiters keep reading them.
+ * Returns how many were published. */
+unsigned fetch_table_unpublish_all(fetch_table_t *t);
 /* Number of fetches currently published. */
 unsigned fetch_table_size(fetch_table_t *t);
 

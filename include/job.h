@@ -39,8 +39,8 @@ typedef enum job_state {
     JOB_HELD_ENDED,            /* ... and the transfer ended meanwhile */
     JOB_STREAM_STORE,          /* the body flows to the waiters and is kept for the store */
     JOB_STREAM_PASS,           /* the body flows to the waiters only */
-    JOB_REVALIDATED,           /* a 304 freshened the stored object; the transfer is ending */
-    JOB_COMMIT,                /* complete: the store writes it (purge checks plug in here, issue 10) */
+    JOB_REVALIDATED,           /* a 304 freshened the stored object (its header update is queued) */
+    JOB_COMMIT,                /* complete: the store writes it, unless a purge since start_seq matches */
     JOB_DONE,                  /* over: the fetch is finished and unpublished */
     JOB_CLOSED,                /* the worker shut down under it */
     JOB_STATE_COUNT

@@ -17,7 +17,9 @@
 resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now);
 /* What a 304 answering the revalidation of j->validate does. */
 typedef enum job_store_304 {
-    JOB_STORE_304_UPDATED,     /* the stored headers are being updated; the validated object was published */
+    JOB_STORE_304_UPDATED,     /* the stored headers are being updated (the update holds a reference to the
+                                * job and unpublishes the fetch when committed); the validated object was published */
+    JOB_STORE_304_ONLY_HERE,   /* validated for these waiters, but the new headers forbid keeping it: dropped */
     JOB_STORE_304_FOREIGN,     /* it fits no stored object: fetch the whole response */
     JOB_STORE_304_FAILED,      /* out of memory or a damaged record: abort */
 } job_store_304_t;

@@ -190,11 +190,14 @@ Test(purge, soft_purge_serves_stale_once_then_revalidates)
     cr_assert(cs_has(r, "stale-while-revalidate"), "served stale: %s", th_hdr(r, "cache-status"));
     th_resp_free(r);
     /* The background revalidation freshened it: a plain hit again. */
-    cr_assert(edge_wait_cs(&env, t, "; hit; ttl=", TH_TIMEOUT_MS));
-    r = edge_get(&env, t);
-    cr_assert_not(cs_has(r, "stale"), "%s", th_hdr(r, "cache-status"));
-    th_resp_free(r);
-    cr_assert_eq(th_origin_requests(env.o, "/soft"), before + 1, "one revalidation");
+    bool fresh = false;
+    for (int64_t end = th_now_ms() + TH_TIMEOUT_MS; !fresh && th_now_ms() < end;) {
+        r = edge_get(&env, t);
+        fresh = cs_has(r, "; hit") && !cs_has(r, "stale");
+        th_resp_free(r);
+    }
+    cr_assert(fresh, "never fresh again after the revalidation");
+    cr_assert_eq(th_origin_requests(env.o, "/soft"), before + 1, "one revalidation: %ld then %ld", before, th_origin_requests(env.o, "/soft"));
 }
 
 typedef struct slow_fill {
@@ -238,5 +241,5 @@ Test(purge, a_purge_wins_over_a_fill_already_running)
     r = edge_req(env.e, "GET", "/slowfill?" CC "&delay=800", NULL, NULL, 0);
     cr_assert_not(cs_has(r, "; hit"), "%s", th_hdr(r, "cache-status"));
     th_resp_free(r);
-    cr_assert_eq(th_origin_requests(env.o, "/slowfill"), 2);
+    cr_assert_eq(th_origin_requests(env.o, "/slowfill"), 2, "%ld", th_origin_requests(env.o, "/slowfill"));
 }
