@@ -16,6 +16,7 @@
 #include "job.h"
 #include "policy_vary.h"
 #include "preq.h"
+#include "purge_fanout.h"
 #include "purge_req.h"
 
 #define TICK_MS 100
@@ -96,6 +97,7 @@ static void w_close(worker_t *w, void *state, void *ud)
     proxy_worker_t *pw = state;
     http_server_close_all(pw->srv);
     job_close_all(pw);
+    purge_fanout_close_all(pw);
     upstream_close(pw->up);
     health_close(pw->health);
     store_reader_flush_touches(pw->rd);
@@ -262,6 +264,14 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         if (o->targeted_cc[0] && !o->targeted_cc[1])
             o->targeted_cc[1] = "Surrogate-Control";
     }
+    int np = purge_fanout_peers(cfg, px->purge_peers, PURGE_PEERS_MAX, &px->n_purge_shields, err, errlen);
+    if (np < 0) {
+        free(px->opts);
+        free(px);
+        return np;
+    }
+    px->n_purge_peers = (size_t)np;
+    atomic_init(&px->purge_peer_failures, 0);
     if (cfg->purge_token_file[0]) {
         /* Read once at start-up: the token never sits on a command line. */
         int rc = purge_token_load(cfg->purge_token_file, px->purge_token, sizeof px->purge_token, err, errlen);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "policy_key.h"
 #include "preq.h"
+#include "purge_fanout.h"
 #include "purge_req.h"
 
 /* One purge in flight. */
@@ -26,6 +27,7 @@ typedef struct purge_op {
     atomic_uint_fast64_t urls, tags, prefixes;
     atomic_int failed;
     bool all, soft;
+    char *fwd_json;            /* to pass on to the peers (NULL: a passed-on purge, or no peers) */
 } purge_op_t;
 
 bool purge_is_request(const preq_t *p)
@@ -53,9 +55,9 @@ static void respond_error(preq_t *p, int status, const char *msg)
     respond_json(p, status, purge_req_error_json(msg));
 }
 
-static void finish_main(void *arg)
+/* Answer with this node's result and the peers' first outcomes. */
+static void answer(purge_op_t *op, const purge_peer_result_t *peers, size_t npeers)
 {
-    purge_op_t *op = arg;
     preq_t *p = op->p;
     if (p->c) {
         if (atomic_load(&op->failed)) {
@@ -67,12 +69,29 @@ static void finish_main(void *arg)
                 .prefixes = (size_t)atomic_load(&op->prefixes),
                 .all = op->all,
                 .soft = op->soft,
+                .peers = peers,
+                .npeers = npeers,
             };
             respond_json(p, 200, purge_req_result_json(&res));
         }
     }
     preq_unref(p);
+    free(op->fwd_json);
     free(op);
+}
+
+static void on_peers(void *ctx, const purge_peer_result_t *peers, size_t n)
+{
+    answer(ctx, peers, n);
+}
+
+/* Applied here: pass it on (shields first), or answer. */
+static void finish_main(void *arg)
+{
+    purge_op_t *op = arg;
+    if (op->fwd_json && purge_fanout_start(op->p->pw, op->fwd_json, strlen(op->fwd_json), on_peers, op) == 0)
+        return;
+    answer(op, NULL, 0);
 }
 
 static void op_done(purge_op_t *op)
@@ -82,6 +101,7 @@ static void op_done(purge_op_t *op)
     if (worker_post(op->p->pw->w, finish_main, op)) {
         /* The worker is closing: its connections hold p; nobody answers. */
         atomic_fetch_sub(&op->p->refs, 1);
+        free(op->fwd_json);
         free(op);
     }
 }
@@ -161,6 +181,14 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
     op->soft = r->soft;
     atomic_init(&op->pending, 1);
     preq_ref(p); /* the op's, until it is answered */
+    http_slice_t fwd;
+    if (p->pw->px->n_purge_peers && !http_fields_get(&p->req->hdrs, PURGE_FORWARDED_HEADER, &fwd)) {
+        /* Accepted from a client: the peers get it too, for the same site. */
+        char h[PURGE_REQ_MAX_HOST_BYTES + 1];
+        snprintf(h, sizeof h, "%.*s", (int)host.len, host.p);
+        if (!(op->fwd_json = purge_req_to_json(r, r->host ? r->host : h)))
+            atomic_store(&op->failed, 1);
+    }
     if (r->host)
         host = (http_slice_t){ r->host, strlen(r->host) };
     /* Requests from now on must not join a fetch begun before the purge

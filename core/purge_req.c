@@ -458,6 +458,35 @@ char *purge_req_result_json(const purge_result_t *r)
     return s;
 }
 
+/* A JSON array of n strings, or NULL. */
+static json_t *string_array(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        if (json_array_append_new(a, json_string(v[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+char *purge_req_to_json(const purge_req_t *r, const char *host)
+{
+    json_t *o = json_pack("{s:o, s:o, s:o, s:b, s:b}", "urls", string_array(r->urls, r->nurls), "prefixes",
+                          string_array(r->prefixes, r->nprefixes), "tags", string_array(r->tags, r->ntags), "all",
+                          (int)r->all, "soft", (int)r->soft);
+    char *s = NULL;
+    if (o && host && host[0] && json_object_set_new(o, "host", json_string(host)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    if (o)
+        s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
 char *purge_req_error_json(const char *msg)
 {
     json_t *o = json_pack("{s:s}", "error", msg ? msg : "");

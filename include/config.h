@@ -74,6 +74,8 @@ typedef struct config {
     unsigned max_tags;            /* tags indexed per object */
     unsigned max_tag_bytes;       /* longest tag indexed */
     char purge_token_file[512];   /* "": purging is off */
+    char purge_peers[1024];       /* host:port list a purge is passed on to */
+    uint64_t purge_retry_for_ms;
     /* [rule PATTERN] sections, most specific first (policy_rules_sort);
      * owned, freed by config_free. */
     policy_rule_t *rules;

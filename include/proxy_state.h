@@ -7,6 +7,7 @@
 #ifndef CDN_PROXY_STATE_H
 #define CDN_PROXY_STATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,9 @@
 #include "store.h"
 #include "upstream.h"
 #include "worker.h"
+
+/* Bound of the peers a purge is passed on to (shields and purge_peers). */
+#define PURGE_PEERS_MAX 64
 
 struct proxy {
     const config_t *cfg;
@@ -42,10 +46,15 @@ struct proxy {
     size_t pass_keyed_len, pass_unkeyed_len;
     char purge_token[1024];    /* from purge_token_file; purge_token_len 0: purging is off */
     size_t purge_token_len;
+    /* the peers a purge is passed on to, shields first (purge_fanout.c) */
+    char purge_peers[PURGE_PEERS_MAX][256];
+    size_t n_purge_peers, n_purge_shields;
+    atomic_uint_fast64_t purge_peer_failures; /* failed attempts to pass a purge on */
 };
 
 typedef struct fjob fjob_t;
 typedef struct preq preq_t;
+typedef struct purge_fanout purge_fanout_t;
 
 typedef struct proxy_worker {
     proxy_t *px;
@@ -57,6 +66,7 @@ typedef struct proxy_worker {
     health_t *health;          /* active checks of the primary pool (worker 0 only) */
     fjob_t *jobs;              /* upstream fetches this worker drives */
     preq_t *free_reqs;         /* request objects to reuse (preq.c) */
+    purge_fanout_t *fanouts;   /* purges being passed on to peers (purge_fanout.c) */
     unsigned n_free_reqs;
 } proxy_worker_t;
 

@@ -100,5 +100,9 @@ char *purge_req_result_json(const purge_result_t *r);
  * msg is not UTF-8). Returns a string the caller free()s, or NULL when
  * memory runs out. */
 char *purge_req_error_json(const char *msg);
+/* r as a request body for POST /.cdn/purge (how a node passes a purge on
+ * to its peers), with "host" set to host (the site the purge is for; may
+ * be NULL: none). Caller free()s; NULL when out of memory or not UTF-8. */
+char *purge_req_to_json(const purge_req_t *r, const char *host);
 
 #endif
