@@ -114,6 +114,7 @@ run: deps-check
 bench: deps-check
 	@$(MAKE) --no-print-directory all
 	@./loadtest/bench.sh $(BIN)
+	@./loadtest/bench_purge.sh $(BIN)
 
 # The README's tables are generated from the settings tables: the node's
 # (--config-markdown) and the [rule] sections' (--rule-markdown).

@@ -261,3 +261,46 @@ Test(fetch, a_failed_fetch_stays_failed)
     fetch_detach(f, &w);
     fetch_unref(f);
 }
+
+/* A purge unpublishes every fetch: later requests start their own, while
+ * the waiters already attached keep reading theirs. */
+Test(fetch, unpublish_all_stops_joining_but_keeps_the_waiters)
+{
+    fetch_table_t *t = fetch_table_new();
+    cr_assert_not_null(t);
+    uint8_t k1[16] = { 1 }, k2[16] = { 2 };
+    fetch_waiter_t w1, w2, w3;
+    memset(&w1, 0, sizeof w1);
+    memset(&w2, 0, sizeof w2);
+    memset(&w3, 0, sizeof w3);
+    w1.wake = w2.wake = w3.wake = on_wake;
+    bool created;
+    fetch_t *f1 = fetch_join(t, k1, &w1, &created);
+    cr_assert(created);
+    fetch_t *f2 = fetch_join(t, k2, &w2, &created);
+    cr_assert(created);
+    cr_assert_eq(fetch_table_size(t), 2);
+    cr_assert_eq(fetch_table_unpublish_all(t), 2);
+    cr_assert_eq(fetch_table_size(t), 0);
+    cr_assert_eq(fetch_table_unpublish_all(t), 0);
+    /* The same key now makes a new fetch. */
+    fetch_t *f3 = fetch_join(t, k1, &w3, &created);
+    cr_assert(created);
+    cr_assert_neq(f3, f1);
+    /* The old one still works for its waiter, and unpublishing it again is harmless. */
+    cr_assert_eq(fetch_waiters(f1), 1);
+    fetch_unpublish(f1);
+    fetch_finish(f1, 0, "");
+    fetch_view_t v;
+    uv_buf_t iov[2];
+    fetch_read(f1, &w1, &v, iov, 2);
+    cr_assert_eq(v.state, FETCH_DONE);
+    fetch_detach(f1, &w1);
+    fetch_detach(f2, &w2);
+    fetch_detach(f3, &w3);
+    fetch_unpublish(f3);
+    fetch_unref(f1);
+    fetch_unref(f2);
+    fetch_unref(f3);
+    fetch_table_free(t);
+}
