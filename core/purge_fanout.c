@@ -59,14 +59,16 @@ int purge_fanout_peers(const config_t *cfg, char names[][256], size_t max, size_
         while (http_list_next((http_slice_t){ lists[l], strlen(lists[l]) }, &pos, &item)) {
             char host[256];
             unsigned port;
+            const char *what = l == 0 ? "shields" : "purge_peers";
             if (n == max || item.len >= 256) {
-                snprintf(err, errlen, "purge_peers: at most %zu peers of up to 255 characters", max);
+                snprintf(err, errlen, "%s: at most %zu purge peers (shields included) of up to 255 characters", what,
+                         max);
                 return -EINVAL;
             }
             memcpy(names[n], item.p, item.len);
             names[n][item.len] = '\0';
             if (config_parse_addr(names[n], host, sizeof host, &port) || port == 0) {
-                snprintf(err, errlen, "purge_peers: expected host:port, got '%s'", names[n]);
+                snprintf(err, errlen, "%s: expected host:port, got '%s'", what, names[n]);
                 return -EINVAL;
             }
             bool dup = false;

@@ -2,6 +2,7 @@
  * flags stop start-up with file:line and what was expected; the access
  * log gets one line per request. */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,25 @@ Test(edge_config, bad_file_stops_startup_with_file_line_and_expectation)
     cr_assert_eq(run_edge("--pass-headers=X-Forwarded-Host --pass-headers-unkeyed=x-forwarded-host "
                           "--listen=127.0.0.1:0", out, sizeof out), 1);
     cr_assert(strstr(out, "'x-forwarded-host' is in pass_headers too"), "got: %s", out);
+    cr_assert_eq(run_edge("--purge-peers=bogus --listen=127.0.0.1:0", out, sizeof out), 1);
+    cr_assert(strstr(out, "purge_peers: expected host:port, got 'bogus'"), "got: %s", out);
+}
+
+Test(edge_config, a_purge_token_file_others_can_read_stops_startup)
+{
+    char out[4096], args[800], path[700];
+    snprintf(path, sizeof path, "%s/token", th_tmpdir());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("a-token\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(path, 0644), 0);
+    snprintf(args, sizeof args, "--purge-token-file=%s --listen=127.0.0.1:0", path);
+    cr_assert_eq(run_edge(args, out, sizeof out), 1);
+    cr_assert(strstr(out, "chmod o-rw"), "got: %s", out);
+    snprintf(args, sizeof args, "--purge-token-file=%s/missing --listen=127.0.0.1:0", th_tmpdir());
+    cr_assert_eq(run_edge(args, out, sizeof out), 1);
+    cr_assert(strstr(out, "purge_token_file"), "got: %s", out);
 }
 
 Test(edge_config, help_lists_every_setting)
