@@ -263,6 +263,18 @@ int store_txn_commit(store_t *s, MDB_txn *txn, const store_work_t *w)
     return 0;
 }
 
+int store_txn_end(store_t *s, MDB_txn *txn, MDB_cursor *c, const store_work_t *w, int rc, bool commit)
+{
+    if (c)
+        mdb_cursor_close(c);
+    if (!txn)
+        return rc;
+    if (rc == 0 && commit)
+        return store_txn_commit(s, txn, w);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 /* Bounds derived from the map; store_writer.c's opening comment explains
  * the fractions. */
 static void set_bounds(store_t *s, unsigned pct)

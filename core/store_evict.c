@@ -189,16 +189,8 @@ static int evict_txn(store_t *s, uint64_t target, size_t max, bool *empty)
         if (rc)
             goto out;
     }
-    mdb_cursor_close(c);
-    c = NULL;
-    rc = store_txn_commit(s, txn, &w);
-    txn = NULL;
 out:
-    if (c)
-        mdb_cursor_close(c);
-    if (txn)
-        mdb_txn_abort(txn);
-    return rc;
+    return store_txn_end(s, txn, c, &w, rc, true);
 }
 
 int store_evict(store_t *s, uint64_t target, const char *why)

@@ -359,6 +359,10 @@ int store_txn_begin(store_t *s, MDB_txn **txn, store_work_t *w);
  * either way. Returns 0 or an LMDB error. */
 int store_txn_commit(store_t *s, MDB_txn *txn, const store_work_t *w);
 
+/* End a txn of store_txn_begin: close c (if any), then commit (when rc is
+ * 0 and commit is true) or abort. Returns rc, or the commit's error. */
+int store_txn_end(store_t *s, MDB_txn *txn, MDB_cursor *c, const store_work_t *w, int rc, bool commit);
+
 /* Copy the writer's counters to the snapshot store_get_stats reads. */
 void store_stats_publish(store_t *s);
 

@@ -46,6 +46,18 @@ bool store_purge_pending(store_t *s)
     return pg->dirty || pg->walks || (pg->nbans && pg->sweep_fails < SLICE_FAILS_MAX);
 }
 
+/* The result of one cursor step of a slice: 0 with *end set when nothing
+ * is left, MDB_CORRUPTED when got (the key or value that must be an object
+ * key) is not one. */
+static int slice_step(int rc, const MDB_val *got, bool *end)
+{
+    if (rc == MDB_NOTFOUND) {
+        *end = true;
+        return 0;
+    }
+    return rc == 0 && got->mv_size != STORE_KEY_LEN ? MDB_CORRUPTED : rc;
+}
+
 /* Purge the object at key for walk wk, if it still carries the tag and
  * was put before the purge; drop an index entry that points nowhere. */
 static int walk_one(store_t *s, MDB_txn *txn, store_work_t *w, const store_walk_t *wk, const uint8_t key[STORE_KEY_LEN],
@@ -108,37 +120,21 @@ static void walk_slice(store_t *s)
         rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
         if (rc == 0 && started && v.mv_size == STORE_KEY_LEN && memcmp(v.mv_data, last, sizeof last) == 0)
             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP);
-        if (rc == MDB_NOTFOUND) {
-            complete = true;
-            rc = 0;
+        if ((rc = slice_step(rc, &v, &complete)) != 0 || complete)
             break;
-        }
-        if (rc)
-            goto out;
-        if (v.mv_size != STORE_KEY_LEN) {
-            rc = MDB_CORRUPTED;
-            goto out;
-        }
         memcpy(last, v.mv_data, sizeof last);
         started = true;
         if ((rc = walk_one(s, txn, &w, wk, last, &count)) != 0)
-            goto out;
+            break;
     }
-    mdb_cursor_close(c);
-    c = NULL;
-    if (complete) {
+    if (rc == 0 && complete) {
         uint8_t kb[STORE_SEQ_LEN];
         MDB_val k = store_seq_key(kb, wk->seq);
-        if ((rc = mdb_del(txn, s->db_purges, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
-            goto out;
+        if ((rc = mdb_del(txn, s->db_purges, &k, NULL)) == MDB_NOTFOUND)
+            rc = 0;
     }
-    rc = store_txn_commit(s, txn, &w);
-    txn = NULL;
 out:
-    if (c)
-        mdb_cursor_close(c);
-    if (txn)
-        mdb_txn_abort(txn);
+    rc = store_txn_end(s, txn, c, &w, rc, true);
     if (rc) {
         log_error("store: tag purge slice failed: %s", mdb_strerror(rc));
         if (++wk->fails >= SLICE_FAILS_MAX)
@@ -210,7 +206,7 @@ static void sweep_slice(store_t *s)
     MDB_cursor *c = NULL;
     store_work_t w;
     uint8_t pos[STORE_KEY_LEN];
-    bool wrapped = false;
+    bool wrapped = false, through = false;
     size_t changed = 0;
     memcpy(pos, pg->pos, sizeof pos);
     int rc = store_txn_begin(s, &txn, &w);
@@ -220,32 +216,22 @@ static void sweep_slice(store_t *s)
         MDB_val k = { sizeof pos, pos }, v;
         uint8_t key[STORE_KEY_LEN];
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (rc == MDB_NOTFOUND) {
-            wrapped = true;
-            rc = 0;
+        if ((rc = slice_step(rc, &k, &wrapped)) != 0 || wrapped)
             break;
-        }
-        if (rc)
-            goto out;
-        if (k.mv_size != STORE_KEY_LEN) {
-            rc = MDB_CORRUPTED;
-            goto out;
-        }
         memcpy(key, k.mv_data, sizeof key);
         memcpy(pos, key, sizeof pos);
         bool more = key_next(pos);
         if ((rc = sweep_one(s, txn, &w, key, v, &changed)) != 0)
-            goto out;
+            break;
         if (!more) {
             wrapped = true;
             break;
         }
     }
-    mdb_cursor_close(c);
-    c = NULL;
+    if (rc)
+        goto out;
     if (wrapped)
         memset(pos, 0, sizeof pos);
-    bool through = false;
     for (size_t i = 0; i < pg->nbans; i++) {
         if (!ban_through(&pg->prog[i], pos, wrapped))
             continue;
@@ -253,19 +239,12 @@ static void sweep_slice(store_t *s)
         MDB_val k = store_seq_key(kb, pg->bans[i].seq);
         if ((rc = mdb_del(txn, s->db_purges, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
             goto out;
+        rc = 0;
         through = true;
     }
-    /* Most slices of a large cache only look: no commit (and no fsync). */
-    if (changed || through)
-        rc = store_txn_commit(s, txn, &w);
-    else
-        mdb_txn_abort(txn);
-    txn = NULL;
 out:
-    if (c)
-        mdb_cursor_close(c);
-    if (txn)
-        mdb_txn_abort(txn);
+    /* Most slices of a large cache only look: no commit (and no fsync). */
+    rc = store_txn_end(s, txn, c, &w, rc, changed || through);
     if (rc) {
         log_error("store: ban sweep slice failed: %s", mdb_strerror(rc));
         if (++pg->sweep_fails >= SLICE_FAILS_MAX)

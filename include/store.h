@@ -231,7 +231,9 @@ int store_purge_url(store_t *s, const uint8_t hash[16], bool soft, store_purged_
 /* Purge every object carrying tag (len bytes, no '\n'). The walk runs in
  * slices of about a thousand objects, each its own transaction, between
  * the other queued writes: fills keep committing meanwhile. done runs
- * once, at the end of the walk, with the total. */
+ * once, at the end of the walk, with the total; or with STORE_CLOSED when
+ * the store closes first (the walk is persisted and resumes at the next
+ * open, without a callback). Objects not yet walked are still served. */
 int store_purge_tag(store_t *s, const char *tag, size_t len, bool soft, store_purged_fn done, void *ctx);
 /* Purge every object whose URL (cache key string) starts with url_prefix
  * (len 0 = everything). Recorded as a ban, persisted, in force for every

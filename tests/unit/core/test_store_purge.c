@@ -416,24 +416,11 @@ Test(store_purge, purge_wins_over_a_running_fill)
     store_close(s);
 }
 
-static uint64_t oid_of(store_t *s, uint64_t id)
-{
-    store_reader_t *r = store_reader_new(s);
-    store_key_t k = ts_key(id, 0);
-    store_obj_t o;
-    cr_assert_eq(store_read_begin(r), STORE_OK);
-    cr_assert_eq(store_get(r, &k, &o), STORE_OK);
-    uint64_t oid = o.object_id;
-    store_read_end(r);
-    store_reader_free(r);
-    return oid;
-}
-
 static int update(store_t *s, uint64_t id, uint64_t start_seq, bool legacy)
 {
     int st = 1;
     store_key_t k = ts_key(id, 0);
-    uint64_t oid = oid_of(s, id);
+    uint64_t oid = ts_object_id(s, id, NULL, 0);
     if (legacy)
         cr_assert_eq(store_update_meta(s, &k, oid, "m", 1, ts_status_done, &st), STORE_OK);
     else
@@ -486,7 +473,7 @@ Test(store_purge, revalidation_clears_stale_only_when_newer)
 
     /* A hard ban hides it from revalidation as from reads. */
     put_sync(s, 2, 0, 100, 2, NULL, 0, STORE_OK);
-    uint64_t oid = oid_of(s, 2);
+    uint64_t oid = ts_object_id(s, 2, NULL, 0);
     store_debug_hold_purges(s, true);
     purge_prefix(s, "http://test.example/obj/2", false);
     int st = 1;

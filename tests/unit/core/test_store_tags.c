@@ -144,7 +144,7 @@ static void kept_tags(store_t *s, const char *tags, size_t tags_len, char *out, 
     store_reader_free(r);
 }
 
-Test(store_tags, bounds_drop_whole_tags)
+Test(store_tags, per_object_bounds_drop_whole_tags)
 {
     store_t *s = ts_open(dir, 16 * TS_MIB, 0);
     /* Defaults: 32 tags of at most 128 bytes. */

@@ -6,22 +6,6 @@
 
 #include "test_store_util.h"
 
-static uint64_t object_id_of(store_t *s, uint64_t id, char *meta, size_t metacap)
-{
-    store_reader_t *r = store_reader_new(s);
-    store_key_t k = ts_key(id, 0);
-    store_obj_t o;
-    cr_assert_eq(store_read_begin(r), STORE_OK);
-    cr_assert_eq(store_get(r, &k, &o), STORE_OK);
-    uint64_t oid = o.object_id;
-    cr_assert_lt(o.meta_len, metacap);
-    memcpy(meta, o.meta, o.meta_len);
-    meta[o.meta_len] = '\0';
-    store_read_end(r);
-    store_reader_free(r);
-    return oid;
-}
-
 static void check_body(store_t *s, uint64_t id, uint64_t seed, uint64_t len)
 {
     store_reader_t *r = store_reader_new(s);
@@ -56,14 +40,14 @@ static void update_case(uint64_t len)
     ts_put(s, 1, 0, len, &p);
     store_sync(s);
     cr_assert_eq(p.status, STORE_OK);
-    uint64_t oid = object_id_of(s, 1, meta, sizeof meta);
+    uint64_t oid = ts_object_id(s, 1, meta, sizeof meta);
     store_key_t k = ts_key(1, 0);
     int st = 1;
     static const char nm[] = "a much longer revalidated metadata blob, longer than before";
     cr_assert_eq(store_update_meta(s, &k, oid, nm, sizeof nm - 1, ts_status_done, &st), STORE_OK);
     store_sync(s);
     cr_assert_eq(st, STORE_OK);
-    cr_assert_eq(object_id_of(s, 1, meta, sizeof meta), oid, "the version must not change");
+    cr_assert_eq(ts_object_id(s, 1, meta, sizeof meta), oid, "the version must not change");
     cr_assert_str_eq(meta, nm);
     check_body(s, 1, 7, len);
     /* A stale version id updates nothing. */
@@ -71,7 +55,7 @@ static void update_case(uint64_t len)
     cr_assert_eq(store_update_meta(s, &k, oid + 1000, "x", 1, ts_status_done, &st), STORE_OK);
     store_sync(s);
     cr_assert_eq(st, STORE_NOTFOUND);
-    cr_assert_str_eq((object_id_of(s, 1, meta, sizeof meta), meta), nm);
+    cr_assert_str_eq((ts_object_id(s, 1, meta, sizeof meta), meta), nm);
     /* Nor does an absent key. */
     store_key_t k2 = ts_key(2, 0);
     st = 1;

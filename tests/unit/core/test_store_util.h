@@ -181,4 +181,24 @@ static inline int ts_check(store_t *s, uint64_t id, uint64_t variant, uint64_t s
     return rc;
 }
 
+/* The object id of object id (variant 0), which must be there; its meta
+ * is copied to meta (NUL-terminated) when meta is not NULL. */
+static inline uint64_t ts_object_id(store_t *s, uint64_t id, char *meta, size_t metacap)
+{
+    store_reader_t *r = store_reader_new(s);
+    store_key_t k = ts_key(id, 0);
+    store_obj_t o;
+    cr_assert_eq(store_read_begin(r), STORE_OK);
+    cr_assert_eq(store_get(r, &k, &o), STORE_OK);
+    uint64_t oid = o.object_id;
+    if (meta) {
+        cr_assert_lt(o.meta_len, metacap);
+        memcpy(meta, o.meta, o.meta_len);
+        meta[o.meta_len] = '\0';
+    }
+    store_read_end(r);
+    store_reader_free(r);
+    return oid;
+}
+
 #endif
