@@ -88,15 +88,21 @@ static void stored_on(const tier_t *t, int e, const char *target)
     cr_assert_fail("%s never became a hit on edge %d", target, e + 1);
 }
 
-/* Is target an edge hit on edge e (one GET)? */
-static bool edge_hit(const tier_t *t, int e, const char *target)
+/* Is target an edge hit on edge e (one GET, with extra header lines)? */
+static bool edge_hit_with(const tier_t *t, int e, const char *target, const char *extra)
 {
-    th_resp_t *r = get(t, e, target);
+    th_resp_t *r = edge_req(th_addr(t->edge[e]), "GET", target, extra, NULL, 0);
+    cr_assert_not_null(r);
     const char *cs = th_hdr(r, "cache-status");
     const char *mine = cs ? strstr(cs, ", edge-") : NULL;
     bool hit = mine && strstr(mine, "; hit");
     th_resp_free(r);
     return hit;
+}
+
+static bool edge_hit(const tier_t *t, int e, const char *target)
+{
+    return edge_hit_with(t, e, target, NULL);
 }
 
 static th_resp_t *purge(const tier_t *t, const char *json)
@@ -111,9 +117,11 @@ Test(purge_tier, a_purge_reaches_the_shield_and_every_edge)
 {
     tier_t t;
     tier_start(&t);
-    const char *a = "/tiered?" CC "&sk=product-42";
-    for (int e = 0; e < 3; e++)
+    const char *a = "/tiered?" CC "&sk=product-42", *b = "/tiered-ct?" CC "&header=Cache-Tag:product-42,x";
+    for (int e = 0; e < 3; e++) {
         stored_on(&t, e, a);
+        stored_on(&t, e, b);
+    }
     long before = th_origin_requests(th_addr(t.origin), "/tiered");
     th_resp_t *r = purge(&t, "{\"tags\": [\"product-42\"]}");
     /* The shield and both edges confirmed, shield first in the list. */
@@ -124,8 +132,10 @@ Test(purge_tier, a_purge_reaches_the_shield_and_every_edge)
     cr_assert_null(strstr(r->body.data, "failed"), "%s", r->body.data);
     cr_assert_null(strstr(r->body.data, "retrying"), "%s", r->body.data);
     th_resp_free(r);
-    for (int e = 0; e < 3; e++)
-        cr_assert_not(edge_hit(&t, e, a), "edge %d still had it", e + 1);
+    for (int e = 0; e < 3; e++) {
+        cr_assert_not(edge_hit(&t, e, a), "edge %d still had it (Surrogate-Key)", e + 1);
+        cr_assert_not(edge_hit(&t, e, b), "edge %d still had it (Cache-Tag)", e + 1);
+    }
     /* The shield lost it too: one new origin request served the three. */
     cr_assert_eq(th_origin_requests(th_addr(t.origin), "/tiered"), before + 1);
     /* And the tag never reached a client on the way. */
@@ -139,15 +149,22 @@ Test(purge_tier, by_url_prefix_and_all_on_every_node)
     tier_t t;
     tier_start(&t);
     const char *u = "/u?" CC "&vary=Accept-Language", *s = "/static/x.css?" CC, *o = "/other?" CC;
+    static const char *const langs[] = { "Accept-Language: en\r\n", "Accept-Language: fr\r\n" };
     for (int e = 0; e < 3; e++) {
-        stored_on(&t, e, u);
+        for (int l = 0; l < 2; l++) {
+            bool hit = false;
+            for (int64_t end = th_now_ms() + TH_TIMEOUT_MS; !hit && th_now_ms() < end;)
+                hit = edge_hit_with(&t, e, u, langs[l]);
+            cr_assert(hit, "variant %d on edge %d", l, e + 1);
+        }
         stored_on(&t, e, s);
         stored_on(&t, e, o);
     }
     th_resp_free(purge(&t, "{\"urls\": [\"/u?" CC "&vary=Accept-Language\"]}"));
     th_resp_free(purge(&t, "{\"prefixes\": [\"/static/\"]}"));
     for (int e = 0; e < 3; e++) {
-        cr_assert_not(edge_hit(&t, e, u), "url on edge %d", e + 1);
+        for (int l = 0; l < 2; l++)
+            cr_assert_not(edge_hit_with(&t, e, u, langs[l]), "variant %d on edge %d", l, e + 1);
         cr_assert_not(edge_hit(&t, e, s), "prefix on edge %d", e + 1);
         cr_assert(edge_hit(&t, e, o), "other on edge %d", e + 1);
     }
