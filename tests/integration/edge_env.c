@@ -2,9 +2,11 @@
 #include "edge_env.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 th_proc_t *edge_start(const char *origin_addr, const char *dir, const char *const extra[])
 {
@@ -110,4 +112,18 @@ void edge_echoed(th_resp_t *r, const char *name, char *out, size_t n)
         l = n - 1;
     memcpy(out, p, l);
     out[l] = '\0';
+}
+
+const char *edge_token_flag(const char *token, char *out, size_t cap)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/purge.token", th_tmpdir());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0);
+    size_t n = strlen(token);
+    cr_assert_eq(write(fd, token, n), (ssize_t)n);
+    cr_assert_eq(write(fd, "\n", 1), 1);
+    close(fd);
+    snprintf(out, cap, "--purge-token-file=%s", path);
+    return out;
 }

@@ -45,4 +45,9 @@ th_resp_t *edge_poll_cs_at(const char *addr, const char *target, const char *nee
  * it did not reach the origin), into out[n]. */
 void edge_echoed(th_resp_t *r, const char *name, char *out, size_t n);
 
+/* Write token to a file only its owner may read (a fresh one in the
+ * test's temporary directory) and put the `--purge-token-file=PATH` flag
+ * naming it in out[cap]; returns out. */
+const char *edge_token_flag(const char *token, char *out, size_t cap);
+
 #endif

@@ -20,22 +20,9 @@
 
 static char token_arg[700];
 
-/* A token file readable by its owner only, and the flag naming it. */
-static const char *token_flag(void)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/purge.token", th_tmpdir());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0);
-    cr_assert_eq(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (ssize_t)strlen(TOKEN) + 1);
-    close(fd);
-    snprintf(token_arg, sizeof token_arg, "--purge-token-file=%s", path);
-    return token_arg;
-}
-
 static void start(edge_env_t *env)
 {
-    const char *extra[] = { token_flag(), NULL };
+    const char *extra[] = { edge_token_flag(TOKEN, token_arg, sizeof token_arg), NULL };
     edge_env_start(env, extra);
 }
 

@@ -24,16 +24,6 @@ typedef struct tier {
     char token_arg[700], shields_arg[96], peers_arg[200];
 } tier_t;
 
-static void write_token(tier_t *t)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/purge.token", th_tmpdir());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0);
-    cr_assert_eq(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (ssize_t)strlen(TOKEN) + 1);
-    close(fd);
-    snprintf(t->token_arg, sizeof t->token_arg, "--purge-token-file=%s", path);
-}
 
 static th_proc_t *start_edge(tier_t *t, int i, const char *listen, const char *peers)
 {
@@ -50,7 +40,7 @@ static th_proc_t *start_edge(tier_t *t, int i, const char *listen, const char *p
 static void tier_start(tier_t *t)
 {
     memset(t, 0, sizeof *t);
-    write_token(t);
+    edge_token_flag(TOKEN, t->token_arg, sizeof t->token_arg);
     t->origin = th_origin();
     char org[96], dir[600];
     snprintf(org, sizeof org, "--origin=http://%s", th_addr(t->origin));
