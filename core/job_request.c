@@ -85,6 +85,10 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
             rc = http_fields_add(out, "If-None-Match", 13, v.p, v.len);
         if (!rc && object_meta_field(m.block, m.block_len, "last-modified", &v))
             rc = http_fields_add(out, "If-Modified-Since", 17, v.p, v.len);
+        /* A soft purge asks for a revalidation with the origin, not with a
+         * shield that may hold the same stale copy (RFC 9111 5.2.1.1). */
+        if (!rc && validate->soft_purged)
+            rc = http_fields_add(out, "Cache-Control", 13, "max-age=0", 9);
     }
     return rc;
 }

@@ -46,6 +46,7 @@ stored_t *lookup_stored_dup(const stored_t *src)
     s->key = src->key;
     s->object_id = src->object_id;
     s->body_len = src->body_len;
+    s->soft_purged = src->soft_purged;
     return s;
 }
 
@@ -64,6 +65,7 @@ static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
     s->key = *k;
     s->object_id = obj->object_id;
     s->body_len = obj->body_len;
+    s->soft_purged = obj->stale;
     return s;
 }
 

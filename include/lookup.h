@@ -5,6 +5,7 @@
 #ifndef CDN_LOOKUP_H
 #define CDN_LOOKUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ typedef struct stored {
     uint64_t body_len;
     char *meta;                /* the record's metadata blob (malloc'd) */
     size_t meta_len;
+    bool soft_purged;          /* marked stale by a soft purge: revalidate end to end */
 } stored_t;
 
 typedef enum lookup_result {

@@ -6,6 +6,7 @@
  * the shield, never a client. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,4 +181,93 @@ Test(purge_tier, a_peer_that_is_down_is_purged_when_it_comes_back)
     cr_assert(th_wait_log(t.edge[0], "confirmed after", 1), "edge 1 kept retrying until it confirmed");
     cr_assert_not(edge_hit(&t, 2, a), "the purge reached the peer that was down");
     cr_assert(th_log_count(t.edge[0], "failed") >= 1, "each failure is logged");
+}
+
+Test(purge_tier, refused_purges_leave_every_node_as_it_was)
+{
+    tier_t t;
+    tier_start(&t);
+    const char *a = "/kept?" CC;
+    for (int e = 0; e < 3; e++)
+        stored_on(&t, e, a);
+    static const char *const auth[] = { NULL, "Authorization: Bearer wrong\r\n", AUTH };
+    static const char *const body[] = { "{\"all\": true}", "{\"all\": true}", "{\"all\": \"yes\"}" };
+    static const int want[] = { 401, 401, 400 };
+    for (int i = 0; i < 3; i++) {
+        th_resp_t *r = edge_req(th_addr(t.edge[0]), "POST", "/.cdn/purge", auth[i], body[i], strlen(body[i]));
+        cr_assert_not_null(r);
+        cr_assert_eq(r->status, want[i], "case %d: %d", i, r->status);
+        th_resp_free(r);
+    }
+    for (int e = 0; e < 3; e++)
+        cr_assert(edge_hit(&t, e, a), "edge %d lost it", e + 1);
+    cr_assert_eq(th_origin_requests(th_addr(t.origin), "/kept"), 1);
+}
+
+Test(purge_tier, a_soft_purge_serves_stale_on_every_edge_then_revalidates)
+{
+    tier_t t;
+    tier_start(&t);
+    const char *a = "/softly?cc=max-age%3D600%2C%20stale-while-revalidate%3D60&etag=auto";
+    for (int e = 0; e < 3; e++)
+        stored_on(&t, e, a);
+    th_resp_free(purge(&t, "{\"urls\": [\"/softly?cc=max-age%3D600%2C%20stale-while-revalidate%3D60&etag=auto\"], "
+                           "\"soft\": true}"));
+    for (int e = 0; e < 3; e++) {
+        th_resp_t *r = get(&t, e, a);
+        cr_assert_eq(r->status, 200);
+        cr_assert(strstr(th_hdr(r, "cache-status"), "stale-while-revalidate"), "edge %d: %s", e + 1,
+                  th_hdr(r, "cache-status"));
+        th_resp_free(r);
+    }
+    for (int e = 0; e < 3; e++) {
+        bool fresh = false;
+        for (int64_t end = th_now_ms() + TH_TIMEOUT_MS; !fresh && th_now_ms() < end;) {
+            th_resp_t *r = get(&t, e, a);
+            const char *mine = strstr(th_hdr(r, "cache-status"), ", edge-");
+            fresh = mine && strstr(mine, "; hit") && !strstr(mine, "stale");
+            th_resp_free(r);
+        }
+        cr_assert(fresh, "edge %d never revalidated", e + 1);
+    }
+    /* Revalidated with the origin (through the shield), not against the
+     * shield's own stale copy. */
+    cr_assert_geq(th_origin_requests(th_addr(t.origin), "/softly"), 2);
+}
+
+typedef struct slow {
+    const tier_t *t;
+    int status;
+} slow_t;
+
+static void *slow_get(void *arg)
+{
+    slow_t *s = arg;
+    th_resp_t *r = edge_req(th_addr(s->t->edge[1]), "GET", "/racing?" CC "&delay=800", NULL, NULL, 0);
+    s->status = r ? r->status : -1;
+    th_resp_free(r);
+    return NULL;
+}
+
+static bool origin_saw(void *arg)
+{
+    return th_origin_requests(th_addr(((const tier_t *)arg)->origin), "/racing") >= 1;
+}
+
+Test(purge_tier, a_purge_wins_over_a_fill_running_through_the_shield)
+{
+    tier_t t;
+    tier_start(&t);
+    slow_t s = { &t, 0 };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, slow_get, &s), 0);
+    cr_assert(th_wait_until(origin_saw, &t, TH_TIMEOUT_MS));
+    th_resp_free(purge(&t, "{\"urls\": [\"/racing?" CC "&delay=800\"]}"));
+    pthread_join(th, NULL);
+    cr_assert_eq(s.status, 200);
+    /* Neither the shield nor edge 2 kept the pre-purge response. */
+    th_resp_t *r = get(&t, 1, "/racing?" CC "&delay=800");
+    cr_assert_null(strstr(th_hdr(r, "cache-status"), "; hit"), "%s", th_hdr(r, "cache-status"));
+    th_resp_free(r);
+    cr_assert_eq(th_origin_requests(th_addr(t.origin), "/racing"), 2);
 }
