@@ -33,11 +33,19 @@ start() {
     exit 1
 }
 
+# The purge token of this demo (both nodes share it; readable by its owner only).
+if [ ! -s var/purge.token ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 > var/purge.token)
+fi
+chmod 600 var/purge.token
+
 start var/origin.out var/origin.log "$BIN/origin" --listen="127.0.0.1:$ORIGIN_PORT"
 start var/shield.out var/shield.log "$BIN/shield" --listen="127.0.0.1:$SHIELD_PORT" \
-    --origin="http://127.0.0.1:$ORIGIN_PORT" --health-path=/.origin/health --cache-dir=./var/shield-cache
+    --origin="http://127.0.0.1:$ORIGIN_PORT" --health-path=/.origin/health --cache-dir=./var/shield-cache \
+    --purge-token-file=var/purge.token
 start var/edge.out var/edge.log "$BIN/edge" --listen="127.0.0.1:$EDGE_PORT" \
-    --shields="127.0.0.1:$SHIELD_PORT" --origin="http://127.0.0.1:$ORIGIN_PORT" --cache-dir=./var/cache
+    --shields="127.0.0.1:$SHIELD_PORT" --origin="http://127.0.0.1:$ORIGIN_PORT" --cache-dir=./var/cache \
+    --purge-token-file=var/purge.token
 E="http://127.0.0.1:$EDGE_PORT"
 S="http://127.0.0.1:$SHIELD_PORT"
 O="http://127.0.0.1:$ORIGIN_PORT"
@@ -56,6 +64,8 @@ cat <<MSG
     curl -i '$E/private?cc=private'                # never stored: every request goes to the origin
     curl -i -X POST -d x '$E/hello'                # forwarded, and invalidates /hello
     curl -s '$E/.cdn/health'
+    curl -X PURGE -H "Authorization: Bearer \$(cat var/purge.token)" '$E/hello?size=64&cc=max-age%3D60'
+                                                   # purged on the edge and the shield: a miss at both again
 
   Objects: any path; query parameters choose the response: size=, cc= (Cache-Control),
   status=, etag=auto, lm_ago=, vary=, delay= (ms), chunked=1 (see README.md).
