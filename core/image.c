@@ -21,6 +21,11 @@
 #define IMAGE_DEF_MAX_FRAMES 100
 #define IMAGE_DEF_MAX_SIDE   4096
 #define IMAGE_DEF_QUALITY    80
+/* Every thumbnail call: a truncated or corrupt body is an error, not
+ * grey pixels; an embedded ICC profile is transformed to sRGB (since the
+ * output is stripped of metadata, it must be in the space browsers assume
+ * without a profile). */
+#define THUMB_OPTS "option_string", "fail_on=error", "export_profile", "srgb", NULL
 /* "No limit" on one axis of the thumbnail box. */
 #define IMAGE_HUGE VIPS_MAX_COORD
 
@@ -214,8 +219,6 @@ static int crop_offset(int have, int want, int where /* -1 start, 0 centre, 1 en
 static int resize(const void *src, size_t len, const image_info_t *info,
                   const image_req_t *rq, int max_side, VipsImage **res)
 {
-    /* Loader options: a truncated or corrupt body is an error, not grey. */
-    const char *lopt = "fail_on=error";
     int w = rq->w < max_side ? rq->w : max_side;
     int h = rq->h < max_side ? rq->h : max_side;
     VipsImage *t = NULL;
@@ -223,30 +226,30 @@ static int resize(const void *src, size_t len, const image_info_t *info,
 
     if (w == 0 && h == 0) /* format change only: keep the size (capped) */
         return vips_thumbnail_buffer((void *)src, len, res, max_side, "height", max_side,
-                                     "size", VIPS_SIZE_DOWN, "option_string", lopt, NULL);
+                                     "size", VIPS_SIZE_DOWN, THUMB_OPTS);
     if (w == 0 || h == 0) /* one side: the other follows the aspect ratio */
         return vips_thumbnail_buffer((void *)src, len, res, w ? w : IMAGE_HUGE,
                                      "height", h ? h : IMAGE_HUGE,
                                      "size", rq->fit == IMAGE_FIT_INSIDE ? VIPS_SIZE_DOWN
                                                                          : VIPS_SIZE_BOTH,
-                                     "option_string", lopt, NULL);
+                                     THUMB_OPTS);
     switch (rq->fit) {
     case IMAGE_FIT_CONTAIN:
     case IMAGE_FIT_INSIDE:
         return vips_thumbnail_buffer((void *)src, len, res, w, "height", h,
                                      "size", rq->fit == IMAGE_FIT_INSIDE ? VIPS_SIZE_DOWN
                                                                          : VIPS_SIZE_BOTH,
-                                     "option_string", lopt, NULL);
+                                     THUMB_OPTS);
     case IMAGE_FIT_FILL:
         return vips_thumbnail_buffer((void *)src, len, res, w, "height", h,
-                                     "size", VIPS_SIZE_FORCE, "option_string", lopt, NULL);
+                                     "size", VIPS_SIZE_FORCE, THUMB_OPTS);
     case IMAGE_FIT_COVER:
         if (rq->gravity == IMAGE_GRAVITY_SMART || rq->gravity == IMAGE_GRAVITY_CENTRE)
             return vips_thumbnail_buffer((void *)src, len, res, w, "height", h,
                                          "crop", rq->gravity == IMAGE_GRAVITY_SMART
                                                      ? VIPS_INTERESTING_ATTENTION
                                                      : VIPS_INTERESTING_CENTRE,
-                                         "option_string", lopt, NULL);
+                                         THUMB_OPTS);
         break; /* compass gravity: resize to cover (below), then crop */
     case IMAGE_FIT_OUTSIDE:
         break;
@@ -257,10 +260,10 @@ static int resize(const void *src, size_t len, const image_info_t *info,
      * let the other overflow. Since w/sw >= h/sh, sh*w/sw >= h. */
     if ((double)w / info->width >= (double)h / info->height)
         rc = vips_thumbnail_buffer((void *)src, len, &t, w, "height", IMAGE_HUGE,
-                                   "option_string", lopt, NULL);
+                                   THUMB_OPTS);
     else
         rc = vips_thumbnail_buffer((void *)src, len, &t, IMAGE_HUGE, "height", h,
-                                   "option_string", lopt, NULL);
+                                   THUMB_OPTS);
     if (rc)
         return rc;
     if (rq->fit == IMAGE_FIT_OUTSIDE) {

@@ -374,3 +374,109 @@ Test(image_vips, too_many_frames_refused)
     image_out_free(&out);
     g_free(gif);
 }
+
+/* Mean of band b of an encoded image. */
+static double band_mean(const image_out_t *out, int b)
+{
+    VipsImage *im = vips_image_new_from_buffer(out->data, out->len, "", NULL), *band = NULL;
+    cr_assert_not_null(im);
+    double avg = 0;
+    cr_assert_eq(vips_extract_band(im, &band, b, NULL), 0);
+    cr_assert_eq(vips_avg(band, &avg, NULL), 0);
+    g_object_unref(band);
+    g_object_unref(im);
+    return avg;
+}
+
+Test(image_vips, embedded_profile_converted_to_srgb_and_stripped)
+{
+    /* sRGB red, converted to Display P3 with the P3 profile embedded: its
+     * raw values are far from red, so only a converting transform gets
+     * red back. */
+    VipsImage *black = NULL, *red = NULL, *p3 = NULL;
+    void *src = NULL;
+    size_t len;
+    double px[3] = {255, 0, 0};
+    cr_assert_eq(vips_black(&black, 32, 32, "bands", 3, NULL), 0);
+    cr_assert_eq(vips_linear(black, &red, (double[]){1, 1, 1}, px, 3,
+                             "uchar", TRUE, NULL), 0);
+    red->Type = VIPS_INTERPRETATION_sRGB;
+    cr_assert_eq(vips_icc_transform(red, &p3, "p3", "input_profile", "srgb",
+                                    "embedded", FALSE, NULL), 0, "%s", vips_error_buffer());
+    cr_assert_eq(vips_pngsave_buffer(p3, &src, &len, NULL), 0);
+    cr_assert(vips_image_get_typeof(p3, VIPS_META_ICC_NAME) != 0);
+    image_out_t out;
+    cr_assert_eq(image_transform(src, len, NULL, &(image_req_t){.w = 16}, &out), 0);
+    VipsImage *im = vips_image_new_from_buffer(out.data, out.len, "", NULL);
+    cr_assert_not_null(im);
+    cr_assert_eq(vips_image_get_typeof(im, VIPS_META_ICC_NAME), 0, "profile not stripped");
+    g_object_unref(im);
+    cr_assert_gt(band_mean(&out, 0), 245);
+    cr_assert_lt(band_mean(&out, 1), 10);
+    cr_assert_lt(band_mean(&out, 2), 10);
+    image_out_free(&out);
+    g_free(src);
+    g_object_unref(p3);
+    g_object_unref(red);
+    g_object_unref(black);
+}
+
+Test(image_vips, exif_orientation_applied)
+{
+    VipsImage *im = NULL;
+    void *src = NULL;
+    size_t len;
+    cr_assert_eq(vips_black(&im, 40, 20, "bands", 3, NULL), 0);
+    vips_image_set_int(im, VIPS_META_ORIENTATION, 6); /* rotate 90 to view */
+    cr_assert_eq(vips_jpegsave_buffer(im, &src, &len, NULL), 0);
+    g_object_unref(im);
+    image_info_t info;
+    cr_assert_eq(image_probe(src, len, NULL, &info), 0);
+    cr_assert_eq(info.width, 20);
+    cr_assert_eq(info.height, 40);
+    image_out_t out;
+    cr_assert_eq(image_transform(src, len, NULL, &(image_req_t){0}, &out), 0);
+    cr_assert_eq(out.width, 20);
+    cr_assert_eq(out.height, 40);
+    image_out_free(&out);
+    g_free(src);
+}
+
+Test(image_vips, cover_gravity_picks_the_side)
+{
+    /* 400x200: left half black, right half white. Cover to 100x100 scales
+     * to 200x100 and keeps the west or the east half (give or take the
+     * resampling kernel at the seam). */
+    VipsImage *black = NULL, *white = NULL, *both = NULL;
+    void *src = NULL;
+    size_t len;
+    cr_assert_eq(vips_black(&black, 200, 200, "bands", 3, NULL), 0);
+    cr_assert_eq(vips_linear1(black, &white, 1, 255, "uchar", TRUE, NULL), 0);
+    cr_assert_eq(vips_join(black, white, &both, VIPS_DIRECTION_HORIZONTAL, NULL), 0);
+    VipsImage *u8 = NULL;
+    cr_assert_eq(vips_cast(both, &u8, VIPS_FORMAT_UCHAR, NULL), 0);
+    u8->Type = VIPS_INTERPRETATION_sRGB;
+    cr_assert_eq(vips_pngsave_buffer(u8, &src, &len, NULL), 0);
+    image_out_t out;
+    image_req_t rq = {.w = 100, .h = 100, .fit = IMAGE_FIT_COVER, .format = IMAGE_FORMAT_PNG,
+                      .gravity = IMAGE_GRAVITY_WEST};
+    cr_assert_eq(image_transform(src, len, NULL, &rq, &out), 0);
+    double m = band_mean(&out, 0);
+    cr_assert_lt(m, 15, "west mean %f", m);
+    image_out_free(&out);
+    rq.gravity = IMAGE_GRAVITY_SOUTH_EAST;
+    cr_assert_eq(image_transform(src, len, NULL, &rq, &out), 0);
+    m = band_mean(&out, 0);
+    cr_assert_gt(m, 240, "south-east mean %f", m);
+    image_out_free(&out);
+    rq.gravity = IMAGE_GRAVITY_CENTRE; /* half and half */
+    cr_assert_eq(image_transform(src, len, NULL, &rq, &out), 0);
+    m = band_mean(&out, 0);
+    cr_assert(m > 100 && m < 155, "centre mean %f", m);
+    image_out_free(&out);
+    g_free(src);
+    g_object_unref(u8);
+    g_object_unref(both);
+    g_object_unref(white);
+    g_object_unref(black);
+}
