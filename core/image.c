@@ -5,8 +5,14 @@
  * on it; only then does vips_thumbnail decode, with shrink-on-load where
  * the format allows, so the pixels held are close to the output's.
  *
- * libvips keeps a per-thread error buffer of strings; we turn its
- * failures into negative errnos and clear it, so nothing accumulates. */
+ * libvips appends each failure's message to one process-wide error
+ * buffer; we turn its failures into negative errnos and clear it, so
+ * nothing accumulates over millions of requests. Under concurrency a clear
+ * may drop another thread's message: we never read them, so no harm.
+ *
+ * Formats: JPEG, PNG, WebP, GIF and HEIF/AVIF are read (HEIF counts as
+ * AVIF, so SAME re-encodes a HEIC source as AVIF; a GIF source as PNG, first
+ * frame only); anything else is -EINVAL. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
