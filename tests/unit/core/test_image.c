@@ -6,6 +6,7 @@
  * libvips here; nothing is read from disk. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,4 +480,45 @@ Test(image_vips, cover_gravity_picks_the_side)
     g_object_unref(both);
     g_object_unref(white);
     g_object_unref(black);
+}
+
+struct job {
+    const void *src;
+    size_t len;
+    int fails;
+};
+
+static void *transform_loop(void *arg)
+{
+    struct job *j = arg;
+    for (int i = 0; i < 5; i++) {
+        image_req_t rq = {.w = 50 + i, .h = 40, .fit = IMAGE_FIT_COVER,
+                          .format = i % 2 ? IMAGE_FORMAT_WEBP : IMAGE_FORMAT_JPEG};
+        image_out_t out;
+        if (image_transform(j->src, j->len, NULL, &rq, &out) || out.width != 50 + i ||
+            out.height != 40)
+            j->fails++;
+        image_out_free(&out);
+        /* a refusal on another thread must not disturb the others */
+        if (image_transform("junk", 4, NULL, &rq, &out) != -EINVAL)
+            j->fails++;
+    }
+    return NULL;
+}
+
+Test(image_vips, concurrent_transforms_from_pool_threads)
+{
+    size_t len;
+    void *src = make_image(300, 200, "jpg", &len);
+    pthread_t t[4];
+    struct job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (struct job){src, len, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, transform_loop, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(jobs[i].fails, 0, "thread %d: %d failures", i, jobs[i].fails);
+    }
+    g_free(src);
 }
