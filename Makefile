@@ -10,7 +10,7 @@
 CC      ?= cc
 SANITIZE ?=
 comma := ,
-PKGS    := libuv libcurl lmdb jansson
+PKGS    := libuv libcurl lmdb jansson vips
 DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-dev libvips-dev \
             libcriterion-dev pkg-config
 LLHTTP_SRC := /usr/share/llhttp
