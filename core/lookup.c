@@ -50,23 +50,19 @@ stored_t *lookup_stored_dup(const stored_t *src)
     return s;
 }
 
+/* An owned copy of what the read transaction found (its metadata lives
+ * in the map only until the transaction ends). */
 static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
 {
-    stored_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->meta = malloc(obj->meta_len ? obj->meta_len : 1);
-    if (!s->meta) {
-        free(s);
-        return NULL;
-    }
-    memcpy(s->meta, obj->meta, obj->meta_len);
-    s->meta_len = obj->meta_len;
-    s->key = *k;
-    s->object_id = obj->object_id;
-    s->body_len = obj->body_len;
-    s->soft_purged = obj->stale;
-    return s;
+    const stored_t view = {
+        .key = *k,
+        .object_id = obj->object_id,
+        .body_len = obj->body_len,
+        .meta = (char *)obj->meta, /* only read by lookup_stored_dup */
+        .meta_len = obj->meta_len,
+        .soft_purged = obj->stale,
+    };
+    return lookup_stored_dup(&view);
 }
 
 lookup_result_t lookup_serve(preq_t *p)

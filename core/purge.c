@@ -21,10 +21,18 @@
 #include "purge_req.h"
 
 /* One purge in flight. */
+enum { PART_URLS, PART_TAGS, PART_PREFIXES, PART_COUNT };
+
+/* One kind of store operation of a purge: the context of its callbacks. */
+typedef struct purge_part {
+    struct purge_op *op;
+    atomic_uint_fast64_t count; /* objects purged (URLs, tags), or prefix bans in force */
+} purge_part_t;
+
 typedef struct purge_op {
     preq_t *p;
     atomic_int pending;        /* store operations not yet done, plus one while queueing */
-    atomic_uint_fast64_t urls, tags, prefixes;
+    purge_part_t parts[PART_COUNT];
     atomic_int failed;
     bool all, soft;
     char *fwd_json;            /* to pass on to the peers (NULL: a passed-on purge, or no peers) */
@@ -64,9 +72,9 @@ static void answer(purge_op_t *op, const purge_peer_result_t *peers, size_t npee
             respond_error(p, 500, "the store could not apply the whole purge");
         } else {
             purge_result_t res = {
-                .urls = (size_t)atomic_load(&op->urls),
-                .tags = (size_t)atomic_load(&op->tags),
-                .prefixes = (size_t)atomic_load(&op->prefixes),
+                .urls = (size_t)atomic_load(&op->parts[PART_URLS].count),
+                .tags = (size_t)atomic_load(&op->parts[PART_TAGS].count),
+                .prefixes = (size_t)atomic_load(&op->parts[PART_PREFIXES].count),
                 .all = op->all,
                 .soft = op->soft,
                 .peers = peers,
@@ -106,31 +114,17 @@ static void op_done(purge_op_t *op)
     }
 }
 
-static void on_url(void *ctx, int status, uint64_t count)
+/* Writer thread: one store operation of the purge is committed. */
+static void on_part(void *ctx, int status, uint64_t count)
 {
-    purge_op_t *op = ctx;
-    if (status != STORE_OK && status != STORE_NOTFOUND)
+    purge_part_t *part = ctx;
+    purge_op_t *op = part->op;
+    /* A ban takes effect at once and counts as one prefix (its sweep is
+     * counted in the store's stats); a URL or tag may match nothing. */
+    bool ban = part == &op->parts[PART_PREFIXES];
+    if (status != STORE_OK && (ban || status != STORE_NOTFOUND))
         atomic_store(&op->failed, 1);
-    atomic_fetch_add(&op->urls, count);
-    op_done(op);
-}
-
-static void on_tag(void *ctx, int status, uint64_t count)
-{
-    purge_op_t *op = ctx;
-    if (status != STORE_OK && status != STORE_NOTFOUND)
-        atomic_store(&op->failed, 1);
-    atomic_fetch_add(&op->tags, count);
-    op_done(op);
-}
-
-static void on_prefix(void *ctx, int status, uint64_t count)
-{
-    purge_op_t *op = ctx;
-    (void)count; /* a ban takes effect at once; its sweep is counted in the store's stats */
-    if (status != STORE_OK)
-        atomic_store(&op->failed, 1);
-    atomic_fetch_add(&op->prefixes, 1);
+    atomic_fetch_add(&part->count, ban ? 1 : count);
     op_done(op);
 }
 
@@ -153,7 +147,7 @@ static int purge_url(purge_op_t *op, store_t *st, http_slice_t host, const char 
     uint8_t hash[16];
     hash_cache_key(key->data, key->len, hash);
     atomic_fetch_add(&op->pending, 1);
-    queued(op, store_purge_url(st, hash, op->soft, on_url, op));
+    queued(op, store_purge_url(st, hash, op->soft, on_part, &op->parts[PART_URLS]));
     return 0;
 }
 
@@ -163,7 +157,7 @@ static int purge_prefix(purge_op_t *op, store_t *st, http_slice_t host, const ch
     if (policy_cache_key(key, "http", host.p, host.len, prefix, strlen(prefix)))
         return -EINVAL;
     atomic_fetch_add(&op->pending, 1);
-    queued(op, store_purge_prefix(st, key->data, key->len, op->soft, on_prefix, op));
+    queued(op, store_purge_prefix(st, key->data, key->len, op->soft, on_part, &op->parts[PART_PREFIXES]));
     return 0;
 }
 
@@ -180,6 +174,8 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
     op->all = r->all;
     op->soft = r->soft;
     atomic_init(&op->pending, 1);
+    for (int i = 0; i < PART_COUNT; i++)
+        op->parts[i].op = op; /* counts start at 0 (calloc) */
     preq_ref(p); /* the op's, until it is answered */
     http_slice_t fwd;
     if (p->pw->px->n_purge_peers && !http_fields_get(&p->req->hdrs, PURGE_FORWARDED_HEADER, &fwd)) {
@@ -198,7 +194,7 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
     buf_init(&key, p->pw->px->cfg->max_uri_size + 512);
     if (r->all) {
         atomic_fetch_add(&op->pending, 1);
-        queued(op, store_purge_prefix(st, "", 0, op->soft, on_prefix, op));
+        queued(op, store_purge_prefix(st, "", 0, op->soft, on_part, &op->parts[PART_PREFIXES]));
     } else {
         for (size_t i = 0; i < r->nurls; i++)
             purge_url(op, st, host, r->urls[i], &key);
@@ -206,7 +202,7 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
             purge_prefix(op, st, host, r->prefixes[i], &key);
         for (size_t i = 0; i < r->ntags; i++) {
             atomic_fetch_add(&op->pending, 1);
-            queued(op, store_purge_tag(st, r->tags[i], strlen(r->tags[i]), op->soft, on_tag, op));
+            queued(op, store_purge_tag(st, r->tags[i], strlen(r->tags[i]), op->soft, on_part, &op->parts[PART_TAGS]));
         }
     }
     buf_free(&key);

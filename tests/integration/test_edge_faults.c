@@ -105,14 +105,23 @@ Test(faults, an_origin_pool_counts_5xx_only_when_opted_in_and_panics_when_all_ar
     cr_assert_eq(th_log_count(s, "is back"), 1, "the panic request's success restored one");
 }
 
+/* An origin and two shields in front of it (127.0.1.1, .2); shields_arg
+ * gets the edge's `--shields=` flag for them. */
+static void two_shields(th_proc_t **origin, th_proc_t **s1, th_proc_t **s2, char *shields_arg, size_t cap)
+{
+    char org[96];
+    *origin = th_origin();
+    snprintf(org, sizeof org, "http://%s", th_addr(*origin));
+    *s1 = shield_start("shield-a", "127.0.1.1:0", org, NULL);
+    *s2 = shield_start("shield-b", "127.0.1.2:0", org, NULL);
+    snprintf(shields_arg, cap, "--shields=%s,%s", th_addr(*s1), th_addr(*s2));
+}
+
 Test(faults, an_edge_whose_every_shield_is_ejected_and_no_origin_still_tries_them)
 {
-    th_proc_t *origin = th_origin();
-    char org[96], shields[160];
-    snprintf(org, sizeof org, "http://%s", th_addr(origin));
-    th_proc_t *s1 = shield_start("shield-a", "127.0.1.1:0", org, NULL);
-    th_proc_t *s2 = shield_start("shield-b", "127.0.1.2:0", org, NULL);
-    snprintf(shields, sizeof shields, "--shields=%s,%s", th_addr(s1), th_addr(s2));
+    th_proc_t *origin, *s1, *s2;
+    char shields[160];
+    two_shields(&origin, &s1, &s2, shields, sizeof shields);
     const char *extra[] = { shields, "--origin=none", "--origin-timeout=300ms", "--eject-after=1",
                             "--eject-backoff=1h", "--health-interval=1h", NULL };
     th_proc_t *e = edge_start(th_addr(origin), th_tmpdir(), extra);
@@ -134,12 +143,9 @@ Test(faults, an_edge_whose_every_shield_is_ejected_and_no_origin_still_tries_the
 
 Test(faults, shields_relaying_their_origins_5xx_are_not_ejected)
 {
-    th_proc_t *origin = th_origin();
-    char org[96], shields[160];
-    snprintf(org, sizeof org, "http://%s", th_addr(origin));
-    th_proc_t *s1 = shield_start("shield-a", "127.0.1.1:0", org, NULL);
-    th_proc_t *s2 = shield_start("shield-b", "127.0.1.2:0", org, NULL);
-    snprintf(shields, sizeof shields, "--shields=%s,%s", th_addr(s1), th_addr(s2));
+    th_proc_t *origin, *s1, *s2;
+    char shields[160];
+    two_shields(&origin, &s1, &s2, shields, sizeof shields);
     /* Even an edge that opts in to counting 5xx, with the lowest threshold. */
     const char *extra[] = { shields, "--origin=none", "--eject-on-5xx=on", "--eject-after=1", "--eject-backoff=1h",
                             NULL };
