@@ -23,7 +23,7 @@
 /* Index of each row below; bit i of policy_rule_t.set. */
 enum {
     K_DEFAULT_TTL, K_MIN_TTL, K_MAX_TTL, K_ORIGIN_CC, K_SWR, K_SIE, K_SWS, K_HEURISTIC_MAX,
-    K_QUERY, K_COOKIE, K_STORE_SET_COOKIE, K_CDN_CC, K_COUNT
+    K_QUERY, K_COOKIE, K_STORE_SET_COOKIE, K_CDN_CC, K_IMAGE, K_IMAGE_WIDTHS, K_IMAGE_ROUND, K_COUNT
 };
 
 /* def is in file syntax and parses to what policy_rule_defaults sets (a
@@ -53,6 +53,12 @@ const config_rule_setting_t config_rule_settings[] = {
                              "store responses carrying Set-Cookie, without the Set-Cookie field" },
     [K_CDN_CC] = { "cdn_cache_control", CONFIG_RULE_ENUM, "honour", "honour|ignore", OFF(cdn_cache_control),
                    "ignore: CDN-Cache-Control does not replace Cache-Control for this cache" },
+    [K_IMAGE] = { "image", CONFIG_RULE_BOOL, "off", NULL, OFF(image),
+                  "resize images on request: w, h, fit, gravity, fmt, q, dpr in the query (see Image resizing)" },
+    [K_IMAGE_WIDTHS] = { "image_widths", CONFIG_RULE_WIDTHS, "any", "any|WIDTH...", OFF(n_widths),
+                         "the output widths allowed (after dpr), ascending; others are rounded up or refused (image_widths_round)" },
+    [K_IMAGE_ROUND] = { "image_widths_round", CONFIG_RULE_ENUM, "up", "up|refuse", OFF(widths_round),
+                        "a width not in image_widths: up = the next allowed one, refuse = 400" },
     [K_COUNT] = { 0 },
 };
 
@@ -308,6 +314,39 @@ static int parse_query(policy_rule_t *r, const char *v, char *err, size_t errlen
     return 0;
 }
 
+/* "any" | widths: ascending pixel counts separated by spaces or commas. */
+static int parse_widths(policy_rule_t *r, const char *v, char *err, size_t errlen)
+{
+    static const char sep[] = " \t,";
+    const char *p = v + strspn(v, sep);
+    if (strncmp(p, "any", 3) == 0 && !p[3 + strspn(p + 3, sep)]) {
+        r->n_widths = 0;
+        memset(r->widths, 0, sizeof r->widths);
+        return 0;
+    }
+    unsigned n = 0, w[POLICY_RULE_WIDTHS_MAX] = { 0 };
+    while (*p) {
+        char *end;
+        unsigned long x = strtoul(p, &end, 10);
+        size_t wl = strcspn(p, sep);
+        if (end != p + wl || *p < '0' || *p > '9' || x < 1 || x > 16384)
+            return config_fail(err, errlen, "image_widths: expected any or pixel widths 1..16384, got '%.*s'",
+                               (int)wl, p);
+        if (n == POLICY_RULE_WIDTHS_MAX)
+            return config_fail(err, errlen, "image_widths: more than %d widths", POLICY_RULE_WIDTHS_MAX);
+        if (n && x <= w[n - 1])
+            return config_fail(err, errlen, "image_widths: widths must be ascending, got %lu after %u", x, w[n - 1]);
+        w[n++] = (unsigned)x;
+        p += wl;
+        p += strspn(p, sep);
+    }
+    if (!n)
+        return config_fail(err, errlen, "image_widths: expected any or at least one width");
+    r->n_widths = n;
+    memcpy(r->widths, w, sizeof w);
+    return 0;
+}
+
 int config_rule_set(policy_rule_t *r, const char *key, const char *value, char *err, size_t errlen)
 {
     const config_rule_setting_t *s = key ? lookup(key) : NULL;
@@ -339,6 +378,9 @@ int config_rule_set(policy_rule_t *r, const char *key, const char *value, char *
     case CONFIG_RULE_LIST:
         rc = parse_query(r, value, err, errlen);
         break;
+    case CONFIG_RULE_WIDTHS:
+        rc = parse_widths(r, value, err, errlen);
+        break;
     }
     if (!rc)
         r->set |= 1u << (s - config_rule_settings);
@@ -355,6 +397,8 @@ int config_rule_finish(const policy_rule_t *r, char *err, size_t errlen)
         return config_fail(err, errlen, "rule '%s': default_ttl is outside [min_ttl, max_ttl]", r->pattern);
     if ((r->query == POLICY_QUERY_KEEP || r->query == POLICY_QUERY_DROP) && !r->n_params)
         return config_fail(err, errlen, "rule '%s': query keep / drop needs names", r->pattern);
+    if (!r->image && (r->set & ((1u << K_IMAGE_WIDTHS) | (1u << K_IMAGE_ROUND))))
+        return config_fail(err, errlen, "rule '%s': image_widths and image_widths_round need image = on", r->pattern);
     return 0;
 }
 
@@ -408,6 +452,12 @@ static void format_value(char *out, size_t len, const policy_rule_t *r, const co
             w += (size_t)snprintf(out + w, len - w, " %s", r->params[i]);
         return;
     }
+    case CONFIG_RULE_WIDTHS: {
+        size_t w = (size_t)snprintf(out, len, "%s", r->n_widths ? "" : "any");
+        for (unsigned i = 0; i < r->n_widths && w < len; i++)
+            w += (size_t)snprintf(out + w, len - w, i ? " %u" : "%u", r->widths[i]);
+        return;
+    }
     }
 }
 
@@ -436,7 +486,8 @@ static const char *type_doc(const config_rule_setting_t *s)
     case CONFIG_RULE_DURATION: return strcmp(s->def, "none") == 0 ? "duration or none" : "duration";
     case CONFIG_RULE_BOOL: return "on|off";
     case CONFIG_RULE_ENUM:
-    case CONFIG_RULE_LIST: return s->choices;
+    case CONFIG_RULE_LIST:
+    case CONFIG_RULE_WIDTHS: return s->choices;
     }
     return "";
 }

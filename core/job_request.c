@@ -100,13 +100,13 @@ int job_request_build(fjob_t *j, const preq_t *p)
     if (upstream_headers(p, fill, j->validate, &j->up_hdrs))
         return -ENOMEM;
     /* origin-form path and query; an absolute-form target keeps only those */
-    const char *t = req->target;
-    size_t tl = req->target_len;
+    const char *t = p->target;
+    size_t tl = p->target_len;
     if (t[0] != '/') {
         const char *s = strstr(t, "://");
         const char *slash = s ? strchr(s + 3, '/') : NULL;
+        tl = slash ? tl - (size_t)(slash - t) : 1;
         t = slash ? slash : "/";
-        tl = slash ? tl - (size_t)(slash - req->target) : 1;
     }
     buf_t path;
     buf_init(&path, 0);

@@ -50,9 +50,7 @@ stored_t *lookup_stored_dup(const stored_t *src)
     return s;
 }
 
-/* An owned copy of what the read transaction found (its metadata lives
- * in the map only until the transaction ends). */
-static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
+stored_t *lookup_stored_copy(const store_key_t *k, const store_obj_t *obj)
 {
     const stored_t view = {
         .key = *k,
@@ -65,42 +63,62 @@ static stored_t *stored_copy(const store_key_t *k, const store_obj_t *obj)
     return lookup_stored_dup(&view);
 }
 
+bool lookup_find(preq_t *p, store_key_t *k, store_obj_t *obj, object_meta_t *m)
+{
+    buf_t sk;
+    bool found = false;
+    buf_init(&sk, 64 * 1024);
+    memcpy(k->hash, p->hash, 16);
+    k->variant = 0;
+    p->fwd = "uri-miss";
+    if (!get_record(p, k, obj, m))
+        goto out;
+    if (m->kind == OBJECT_META_INDEX) {
+        store_touch(p->pw->rd, k); /* the index serves every variant: keep it with them */
+        if (policy_vary_key_from_fields(&sk, m->vary, m->vary_len, &p->req->hdrs))
+            goto out;
+        p->variant = k->variant = policy_vary_id(sk.data, sk.len);
+        p->fwd = "vary-miss";
+        if (!get_record(p, k, obj, m) || m->kind != OBJECT_META_OBJECT || m->vary_len != sk.len ||
+            memcmp(m->vary, sk.data, sk.len) != 0)
+            goto out;
+    } else if (m->vary_len) {
+        goto out; /* an object at variant 0 never varies; a damaged record */
+    }
+    found = true;
+out:
+    buf_free(&sk);
+    return found;
+}
+
+policy_verdict_t lookup_verdict(preq_t *p, const store_obj_t *obj, object_meta_t *m, int64_t *age, int64_t *ttl)
+{
+    int64_t now = proxy_now();
+    if (obj->stale) {
+        /* Soft-purged: stale from now on, whatever its freshness said. Its
+         * stale-while-revalidate / stale-if-error windows start now, until
+         * a revalidation started after the purge freshens it. */
+        m->entry.freshness_lifetime = policy_current_age(m->entry.corrected_initial_age, m->entry.response_time, now);
+    }
+    return policy_entry_check(&m->entry, &p->pol, now, age, ttl);
+}
+
 lookup_result_t lookup_serve(preq_t *p)
 {
     store_reader_t *rd = p->pw->rd;
     store_obj_t obj;
     object_meta_t m;
-    store_key_t k = { .variant = 0 };
+    store_key_t k;
     lookup_result_t res = LOOKUP_MISS;
-    buf_t sk;
-    buf_init(&sk, 64 * 1024);
-    memcpy(k.hash, p->hash, 16);
-    p->fwd = "uri-miss";
-    if (store_read_begin(rd) != STORE_OK)
-        goto out;
-    if (!get_record(p, &k, &obj, &m))
+    if (store_read_begin(rd) != STORE_OK) {
+        p->fwd = "uri-miss";
+        return LOOKUP_MISS;
+    }
+    if (!lookup_find(p, &k, &obj, &m))
         goto end;
-    if (m.kind == OBJECT_META_INDEX) {
-        store_touch(rd, &k); /* the index serves every variant: keep it with them */
-        if (policy_vary_key_from_fields(&sk, m.vary, m.vary_len, &p->req->hdrs))
-            goto end;
-        p->variant = k.variant = policy_vary_id(sk.data, sk.len);
-        p->fwd = "vary-miss";
-        if (!get_record(p, &k, &obj, &m) || m.kind != OBJECT_META_OBJECT || m.vary_len != sk.len ||
-            memcmp(m.vary, sk.data, sk.len) != 0)
-            goto end;
-    } else if (m.vary_len) {
-        goto end; /* an object at variant 0 never varies; a damaged record */
-    }
-    int64_t age, ttl, now = proxy_now();
+    int64_t age, ttl;
     char params[96];
-    if (obj.stale) {
-        /* Soft-purged: stale from now on, whatever its freshness said. Its
-         * stale-while-revalidate / stale-if-error windows start now, until
-         * a revalidation started after the purge freshens it. */
-        m.entry.freshness_lifetime = policy_current_age(m.entry.corrected_initial_age, m.entry.response_time, now);
-    }
-    policy_verdict_t v = policy_entry_check(&m.entry, &p->pol, now, &age, &ttl);
+    policy_verdict_t v = lookup_verdict(p, &obj, &m, &age, &ttl);
     switch (v) {
     case POLICY_VERDICT_FRESH:
     case POLICY_VERDICT_STALE_ACCEPTED:
@@ -108,19 +126,17 @@ lookup_result_t lookup_serve(preq_t *p)
         http_conn_set_log_tag(p->c, "hit");
         snprintf(params, sizeof params, "; hit; ttl=%lld", (long long)ttl);
         serve_stored(p, &obj, &m, params, age);
-        res = LOOKUP_SERVED;
-        goto out; /* serve_stored ended the transaction */
+        return LOOKUP_SERVED; /* serve_stored ended the transaction */
     case POLICY_VERDICT_STALE_WHILE_REVALIDATE_OK:
         store_touch(rd, &k);
-        p->stored = stored_copy(&k, &obj);
+        p->stored = lookup_stored_copy(&k, &obj);
         /* Start it first: answering ends the request (and its headers). */
         if (p->stored)
             stream_background(p);
         http_conn_set_log_tag(p->c, "stale");
         snprintf(params, sizeof params, "; hit; ttl=%lld; detail=stale-while-revalidate", (long long)ttl);
         serve_stored(p, &obj, &m, params, age);
-        res = LOOKUP_SERVED_STALE;
-        goto out;
+        return LOOKUP_SERVED_STALE;
     case POLICY_VERDICT_REQUEST:
         p->fwd = "request";
         break;
@@ -133,11 +149,9 @@ lookup_result_t lookup_serve(preq_t *p)
         break;
     }
     /* Go upstream with the stored object's validators (and keep it for stale-if-error). */
-    p->stored = stored_copy(&k, &obj);
+    p->stored = lookup_stored_copy(&k, &obj);
     res = p->stored ? LOOKUP_REVALIDATE : LOOKUP_MISS;
 end:
     store_read_end(rd);
-out:
-    buf_free(&sk);
     return res;
 }

@@ -3,6 +3,7 @@
  *
  *   RECV -> LIMIT -> LOOKUP -> (hit) DELIVER -> DONE
  *                          \-> MISS | VALIDATE -> FETCH -> DELIVER -> DONE
+ *                          \-> DERIVE (an image variant) -> FETCH
  *                 \-> PASS -----------------------^
  *   any step -> SYNTH -> DONE (a generated answer)
  *
@@ -17,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "derive.h"
 #include "hash.h"
+#include "image_req.h"
 #include "log.h"
 #include "policy_key.h"
 #include "purge.h"
@@ -33,11 +36,12 @@
  * connection can die under it. */
 static const uint32_t preq_next[PREQ_STATE_COUNT] = {
     [PREQ_RECV] = B(PREQ_LIMIT) | B(PREQ_SYNTH) | B(PREQ_PURGE),
-    [PREQ_LIMIT] = B(PREQ_LOOKUP) | B(PREQ_PASS) | B(PREQ_SYNTH),
-    [PREQ_LOOKUP] = B(PREQ_DELIVER) | B(PREQ_MISS) | B(PREQ_VALIDATE) | B(PREQ_SYNTH),
+    [PREQ_LIMIT] = B(PREQ_LOOKUP) | B(PREQ_PASS) | B(PREQ_DERIVE) | B(PREQ_SYNTH),
+    [PREQ_LOOKUP] = B(PREQ_DELIVER) | B(PREQ_MISS) | B(PREQ_VALIDATE) | B(PREQ_DERIVE) | B(PREQ_SYNTH),
     [PREQ_MISS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_VALIDATE] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_PASS] = B(PREQ_FETCH) | B(PREQ_SYNTH),
+    [PREQ_DERIVE] = B(PREQ_FETCH) | B(PREQ_SYNTH),
     [PREQ_SYNTH] = 0,
     [PREQ_PURGE] = 0,
     [PREQ_FETCH] = B(PREQ_DELIVER),
@@ -46,7 +50,7 @@ static const uint32_t preq_next[PREQ_STATE_COUNT] = {
 };
 
 static const char *const preq_names[PREQ_STATE_COUNT] = {
-    "recv", "limit", "lookup", "miss", "validate", "pass", "synth", "purge", "fetch", "deliver", "done",
+    "recv", "limit", "lookup", "miss", "validate", "pass", "derive", "synth", "purge", "fetch", "deliver", "done",
 };
 
 const char *preq_state_name(preq_state_t s)
@@ -84,6 +88,8 @@ void preq_unref(preq_t *p)
     p->stored = NULL;
     serve_plan_free(p->plan);
     p->plan = NULL;
+    image_req_free(p->img);
+    p->img = NULL;
     proxy_worker_t *pw = p->pw;
     if (pw->n_free_reqs < PREQ_SPARES) {
         p->next_free = pw->free_reqs;
@@ -130,6 +136,7 @@ static preq_t *preq_new(proxy_worker_t *pw)
     p->next_free = NULL;
     p->key = key;
     p->variant = 0;
+    p->img = NULL;
     p->fwd = NULL;
     p->stored = NULL;
     p->stale_if_error = false;
@@ -284,12 +291,14 @@ int preq_cache_key(const proxy_t *px, http_slice_t host, const char *target, siz
     return rc;
 }
 
-/* The [rule] of the request and its cache key under that rule. */
-static int route(preq_t *p)
+/* The [rule] of the request and its cache key under that rule. An image
+ * variant request is keyed (and fetched) as its source: image_req_recv
+ * moves p->target to the source's. */
+static int route(preq_t *p, http_slice_t host)
 {
-    http_slice_t host = { "", 0 };
-    http_fields_get(&p->req->hdrs, "host", &host);
-    return preq_cache_key(p->pw->px, host, p->req->target, p->req->target_len, &p->key, &p->rule, &p->popts);
+    p->target = p->req->target;
+    p->target_len = p->req->target_len;
+    return preq_cache_key(p->pw->px, host, p->target, p->target_len, &p->key, &p->rule, &p->popts);
 }
 
 /* --- the steps --- */
@@ -304,9 +313,13 @@ static preq_state_t step_recv(preq_t *p)
     p->fwd = "bypass";
     if (via_loop(p))
         return synth(p, 508, "loop", "request loop: it already went through this node (Via)\n");
-    int rc = route(p);
+    http_slice_t host = { "", 0 };
+    http_fields_get(&p->req->hdrs, "host", &host);
+    int rc = route(p, host);
     if (rc)
         return synth(p, rc == -E2BIG ? 414 : 400, "bad-target", "invalid request target\n");
+    if (p->rule->image && (rc = image_req_recv(p, host)))
+        return synth(p, rc, "image-request", p->img ? p->img->msg : "bad image request\n");
     p->fwd = NULL;
     hash_cache_key(p->key.data, p->key.len, p->hash);
     policy_req_parse(&p->pol, p->req->method, &p->req->hdrs);
@@ -325,11 +338,11 @@ static preq_state_t step_limit(preq_t *p)
     }
     if (policy_rule_bypass(p->rule, &req->hdrs)) {
         p->fwd = "bypass"; /* a rule sends requests with cookies straight upstream */
-        return PREQ_PASS;
+        return p->img ? PREQ_DERIVE : PREQ_PASS; /* a variant of its own, from its own source */
     }
     if (p->pol.flags & (POLICY_REQ_IF_MATCH | POLICY_REQ_IF_UNMODIFIED_SINCE)) {
         p->fwd = "request"; /* preconditions on the origin's state: the origin decides */
-        return PREQ_PASS;
+        return p->img ? PREQ_DERIVE : PREQ_PASS;
     }
     return PREQ_LOOKUP;
 }
@@ -337,7 +350,7 @@ static preq_state_t step_limit(preq_t *p)
 /* The store: a usable object is served (DELIVER), else upstream. */
 static preq_state_t step_lookup(preq_t *p)
 {
-    switch (lookup_serve(p)) {
+    switch (p->img ? image_req_lookup(p) : lookup_serve(p)) {
     case LOOKUP_SERVED:
     case LOOKUP_SERVED_STALE:
         return p->state; /* DELIVER (serve.c sent the head), or DONE */
@@ -347,9 +360,20 @@ static preq_state_t step_lookup(preq_t *p)
     }
     if (p->pol.cc.flags & POLICY_CC_ONLY_IF_CACHED)
         return synth(p, 504, "only-if-cached", "not in cache (only-if-cached)\n");
+    if (p->img)
+        return PREQ_DERIVE;
     if (strcmp(p->fwd, "request") == 0)
         return PREQ_VALIDATE; /* the client asked for validation: not a collapsed answer */
     return PREQ_MISS;
+}
+
+/* An image variant the store cannot answer: made from its source by a
+ * derivation that requests for the same variant share (derive.c). */
+static preq_state_t step_derive(preq_t *p)
+{
+    preq_set_state(p, PREQ_FETCH);
+    derive_start(p, strcmp(p->fwd, "request") == 0 || strcmp(p->fwd, "bypass") == 0);
+    return p->state; /* FETCH, or DELIVER / DONE if answered already */
 }
 
 static preq_state_t step_miss(preq_t *p)
@@ -394,6 +418,7 @@ static preq_state_t (*const preq_steps[PREQ_STATE_COUNT])(preq_t *) = {
     [PREQ_MISS] = step_miss,
     [PREQ_VALIDATE] = step_validate,
     [PREQ_PASS] = step_pass,
+    [PREQ_DERIVE] = step_derive,
     [PREQ_SYNTH] = step_synth,
     [PREQ_PURGE] = step_purge,
 };

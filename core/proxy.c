@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "derive.h"
 #include "hash.h"
 #include "log.h"
 #include "policy_key.h"
@@ -96,6 +97,7 @@ static void w_close(worker_t *w, void *state, void *ud)
 {
     proxy_worker_t *pw = state;
     http_server_close_all(pw->srv);
+    derive_close_all(pw); /* first: they read fetches that job_close_all ends */
     job_close_all(pw);
     purge_fanout_close_all(pw);
     upstream_close(pw->up);
@@ -298,7 +300,9 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .max_tags = cfg->max_tags,
         .max_tag_bytes = cfg->max_tag_bytes,
     };
-    int rc = store_open(&px->store, &so, err, errlen);
+    int rc = derive_setup(px, err, errlen);
+    if (!rc && (rc = store_open(&px->store, &so, err, errlen)))
+        derive_teardown(px);
     if (rc) {
         pool_free(px->primary);
         pool_free(px->fallback);
@@ -328,6 +332,7 @@ void proxy_free(proxy_t *px)
 {
     if (!px)
         return;
+    derive_teardown(px); /* transforms finish before the store they would write to closes */
     store_close(px->store);
     fetch_table_free(px->fetches);
     pool_free(px->primary);

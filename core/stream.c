@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "derive.h"
 #include "log.h"
 #include "job.h"
 #include "policy_vary.h"
@@ -66,6 +67,24 @@ void stream_fill(preq_t *p)
         pump(p); /* the fetch may be well under way: catch up now */
 }
 
+fetch_t *stream_join(preq_t *p, const uint8_t key[16], bool *created)
+{
+    p->waiter.wake = on_wake;
+    p->interims_seen = 0;
+    *created = true;
+    p->f = key ? fetch_join(p->pw->px->fetches, key, &p->waiter, created) : fetch_new_private(&p->waiter);
+    if (!p->f) {
+        preq_respond(p, 503, "no-memory", "out of memory\n");
+        return NULL;
+    }
+    p->collapsed = !*created;
+    http_conn_set_log_tag(p->c, *created ? "miss" : "collapsed");
+    if (*created)
+        return p->f;
+    pump(p); /* the fetch may be well under way: catch up now */
+    return NULL;
+}
+
 void stream_private(preq_t *p, bool fill)
 {
     p->waiter.wake = on_wake;
@@ -98,11 +117,15 @@ static void detach(preq_t *p)
     p->f = NULL;
 }
 
-/* The response we waited for cannot be ours: forward on our own. */
+/* The response we waited for cannot be ours: forward on our own (an
+ * image variant: made on our own, from a source fetched on our own). */
 static void redispatch(preq_t *p)
 {
     detach(p);
-    stream_private(p, true);
+    if (p->img)
+        derive_start(p, true);
+    else
+        stream_private(p, true);
 }
 
 /* The fetch validated the stored object: answer from the store with the
@@ -229,11 +252,13 @@ static bool answer_otherwise(preq_t *p, const fetch_view_t *v)
 {
     const resp_info_t *ri = v->owner_data;
     bool upstream_bad = v->state == FETCH_FAILED || (v->state != FETCH_PENDING && v->status >= 500);
-    if (upstream_bad && p->stale_if_error && serve_stale(p, v, "stale-if-error"))
+    /* (p->stored of an image variant request is its source: never an answer) */
+    if (!p->img && upstream_bad && p->stale_if_error && serve_stale(p, v, "stale-if-error"))
         return true;
-    if (v->state == FETCH_FAILED && v->err == UPSTREAM_ECONNECT && serve_stale(p, v, "upstream-unreachable"))
+    if (!p->img && v->state == FETCH_FAILED && v->err == UPSTREAM_ECONNECT &&
+        serve_stale(p, v, "upstream-unreachable"))
         return true;
-    if (v->redispatch) {
+    if (v->redispatch || (p->img && v->state == FETCH_FAILED && v->err == DERIVE_EPRIVATE)) {
         redispatch(p);
         return true;
     }

@@ -76,6 +76,13 @@ typedef struct config {
     char purge_token_file[512];   /* "": purging is off */
     char purge_peers[1024];       /* host:port list a purge is passed on to */
     uint64_t purge_retry_for_ms;
+    unsigned image_workers;       /* transform threads; 0 = number of cores */
+    unsigned image_queue;         /* transforms that may wait for a thread (503 beyond) */
+    uint64_t image_max_pixels;    /* source width x height */
+    uint64_t image_max_size;      /* source bytes */
+    unsigned image_max_frames;    /* source frames / pages */
+    unsigned image_max_side;      /* output width and height */
+    char image_signing_key_file[512]; /* "": image URLs need no signature */
     /* [rule PATTERN] sections, most specific first (policy_rules_sort);
      * owned, freed by config_free. */
     policy_rule_t *rules;
@@ -156,6 +163,7 @@ typedef enum config_rule_type {
     CONFIG_RULE_BOOL,     /* on/off, yes/no, true/false, 1/0 */
     CONFIG_RULE_ENUM,     /* one of choices ("a|b") */
     CONFIG_RULE_LIST,     /* a mode word, then space- or comma-separated items */
+    CONFIG_RULE_WIDTHS,   /* "any", or ascending pixel widths, space- or comma-separated */
 } config_rule_type_t;
 
 /* One rule key: the parser, --help and the README rule table come from

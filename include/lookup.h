@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "object_meta.h"
+#include "policy_cache.h"
 #include "store.h"
 
 typedef struct preq preq_t;
@@ -39,6 +41,15 @@ lookup_result_t lookup_serve(preq_t *p);
 /* A copy of the stored object's reference and metadata (NULL when out of
  * memory); free with lookup_stored_free. */
 stored_t *lookup_stored_dup(const stored_t *s);
+/* Inside an open read transaction: find p's object (resolving Vary:
+ * sets p->variant), verified against p's key. False (p->fwd says why:
+ * uri-miss, vary-miss) when there is none. */
+bool lookup_find(preq_t *p, store_key_t *k, store_obj_t *obj, object_meta_t *m);
+/* What the object's freshness allows p, now (a soft-purged object counts
+ * as just expired); its age and remaining ttl. */
+policy_verdict_t lookup_verdict(preq_t *p, const store_obj_t *obj, object_meta_t *m, int64_t *age, int64_t *ttl);
+/* An owned copy of an object found in the read transaction. */
+stored_t *lookup_stored_copy(const store_key_t *k, const store_obj_t *obj);
 /* Free s (NULL is fine). */
 void lookup_stored_free(stored_t *s);
 

@@ -95,6 +95,12 @@ int policy_image_parse(policy_image_params_t *out, const char *query, size_t qle
  * NULL (no Accept). */
 policy_image_fmt_t policy_image_negotiate(policy_image_fmt_t asked, policy_image_fmt_t source,
                                           const http_fields_t *req);
+/* The format choice that depends on the request only, not on the source:
+ * for AUTO, AVIF (when avif_ok: this node can encode it) or WebP as
+ * policy_image_negotiate would pick them, else SAME ("the source's");
+ * any other asked format as it is. Variant keys are built from it, so
+ * that a variant's key is known before its source is. */
+policy_image_fmt_t policy_image_choice(policy_image_fmt_t asked, const http_fields_t *req, bool avif_ok);
 /* True when the asked format depends on Accept (AUTO only): the response
  * then carries Vary: Accept. */
 bool policy_image_varies(policy_image_fmt_t asked);
@@ -104,10 +110,11 @@ bool policy_image_varies(policy_image_fmt_t asked);
 unsigned policy_image_quality(const policy_image_params_t *p, policy_image_fmt_t fmt);
 
 /* Append to out the canonical variant key of p encoded as chosen (a
- * concrete format, as returned by policy_image_negotiate), e.g.
- * "w=400;h=300;fit=cover;g=center;fmt=webp;q=80" (0 = the source's side;
- * q=0 for PNG). Equivalent requests give equal keys. Returns 0, -EINVAL
- * when chosen is SAME or AUTO, or out's error. */
+ * concrete format, or SAME for "the source's", as policy_image_choice
+ * returns), e.g. "w=400;h=300;fit=cover;g=center;fmt=webp;q=80" (0 = the
+ * source's side; q=0 for PNG; for SAME, q as asked, 0 = the default).
+ * Equivalent requests give equal keys. Returns 0, -EINVAL when chosen is
+ * AUTO, or out's error. */
 int policy_image_variant_key(buf_t *out, const policy_image_params_t *p, policy_image_fmt_t chosen);
 
 /* "same", "jpeg", "png", "webp", "avif", "auto"; static storage. */
@@ -119,5 +126,14 @@ const char *policy_image_content_type(policy_image_fmt_t fmt);
  * first frame) and PNG keeps GIF's lossless palette and transparency.
  * Anything else gives SAME: not an image we transform, serve it as is. */
 policy_image_fmt_t policy_image_fmt_from_content_type(const char *ct, size_t len);
+
+/* True when name[0, len) is a transform parameter (w, h, fit, gravity,
+ * fmt, q, dpr). */
+bool policy_image_param_name(const char *name, size_t len);
+/* Append to out the query of the source image: query[0, qlen) without its
+ * transform parameters and without "sig" (the signature of a signed URL),
+ * the other parameters kept as sent and in order, joined by '&'. Returns
+ * 0 or out's error. */
+int policy_image_source_query(buf_t *out, const char *query, size_t qlen);
 
 #endif

@@ -45,6 +45,9 @@ typedef enum policy_rule_host_kind {
 enum { POLICY_RULE_HONOUR = 0, POLICY_RULE_OVERRIDE = 1 };  /* origin_cache_control */
 enum { POLICY_RULE_COOKIE_IGNORE = 0, POLICY_RULE_COOKIE_BYPASS = 1 };
 enum { POLICY_RULE_CDN_HONOUR = 0, POLICY_RULE_CDN_IGNORE = 1 }; /* cdn_cache_control */
+enum { POLICY_RULE_WIDTHS_UP = 0, POLICY_RULE_WIDTHS_REFUSE = 1 }; /* image_widths_round */
+/* Bound of the allowed image widths of one rule. */
+#define POLICY_RULE_WIDTHS_MAX 32
 
 /* One rule. Durations are seconds; -1 = unset (the documented fallback).
  * Whoever fills host and path keeps them normalised as described, and
@@ -73,6 +76,10 @@ typedef struct policy_rule {
     unsigned cookie;                /* POLICY_RULE_COOKIE_* */
     bool store_set_cookie;          /* store Set-Cookie responses, without the field */
     unsigned cdn_cache_control;     /* POLICY_RULE_CDN_* */
+    bool image;                     /* resize images on request (w, h, fit... in the query) */
+    unsigned n_widths;              /* entries in widths; 0 = any width */
+    unsigned widths[POLICY_RULE_WIDTHS_MAX]; /* allowed output widths, ascending */
+    unsigned widths_round;          /* POLICY_RULE_WIDTHS_*: a width not listed */
 } policy_rule_t;
 
 /* Reset r to the built-in defaults, matching everything (pattern "*"). */

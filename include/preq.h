@@ -4,7 +4,7 @@
  * transitions are one table, and the diagram is in docs/ARCHITECTURE.md.
  *
  * The synchronous steps run at once when the request arrives (RECV,
- * LIMIT, LOOKUP, then MISS / VALIDATE / PASS / SYNTH); FETCH and DELIVER
+ * LIMIT, LOOKUP, then MISS / VALIDATE / PASS / DERIVE / SYNTH); FETCH and DELIVER
  * are driven by events: a fetch waking its waiter (stream.c), a stored
  * body streaming out (serve.c), the response ending (DONE). */
 #ifndef CDN_PREQ_H
@@ -29,6 +29,7 @@ typedef enum preq_state {
     PREQ_MISS,                 /* join or start the shared fetch of the key (collapsing) */
     PREQ_VALIDATE,             /* the client asked for validation: a private fill */
     PREQ_PASS,                 /* not cacheable: forwarded on its own */
+    PREQ_DERIVE,               /* an image variant: join or start its derivation (derive.c) */
     PREQ_SYNTH,                /* a generated answer (p->synth) */
     PREQ_PURGE,                /* a purge: authenticated, applied to the store, answered (purge.c) */
     PREQ_FETCH,                /* waiting on a fetch for the response head (stream.c) */
@@ -44,6 +45,9 @@ struct preq {
     preq_t *next_free;         /* on pw->free_reqs while unused */
     http_conn_t *c;            /* NULL once the response ended or the connection died */
     http_req_t *req;           /* valid while c is */
+    const char *target;        /* origin-form target sent upstream: the request's, or an image's source */
+    size_t target_len;
+    struct preq_image *img;    /* an image variant request (image_req.c), or NULL */
     const policy_rule_t *rule; /* the [rule] for this request (or the defaults) */
     const policy_opts_t *popts;
     policy_req_t pol;

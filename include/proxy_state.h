@@ -15,6 +15,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "health.h"
+#include "image.h"
 #include "http_server.h"
 #include "policy_cache.h"
 #include "policy_rules.h"
@@ -50,6 +51,12 @@ struct proxy {
     char purge_peers[PURGE_PEERS_MAX][256];
     size_t n_purge_peers, n_purge_shields;
     atomic_uint_fast64_t purge_peer_failures; /* failed attempts to pass a purge on */
+    /* image resizing (rules with image = on; image_req.c, derive.c) */
+    struct task_pool *image_pool; /* transform threads, or NULL when no rule resizes */
+    image_opts_t image_opts;
+    bool image_avif;           /* AVIF output works here */
+    char image_key[1024];      /* from image_signing_key_file; image_key_len 0: no signatures */
+    size_t image_key_len;
 };
 
 typedef struct fjob fjob_t;
@@ -67,6 +74,7 @@ typedef struct proxy_worker {
     fjob_t *jobs;              /* upstream fetches this worker drives */
     preq_t *free_reqs;         /* request objects to reuse (preq.c) */
     purge_fanout_t *fanouts;   /* purges being passed on to peers (purge_fanout.c) */
+    struct derive *derives;    /* image variants this worker is making (derive.c) */
     unsigned n_free_reqs;
 } proxy_worker_t;
 

@@ -4,12 +4,20 @@
 #define CDN_STREAM_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "fetch.h"
 
 typedef struct preq preq_t;
 
 /* Miss path for a cacheable request: join or start the fetch for its key
  * (revalidating p->stored when set). */
 void stream_fill(preq_t *p);
+/* Wait on the fetch of key (NULL: a private one) for p's response: join
+ * it (then p catches up at once; returns NULL) or create it (*created;
+ * returns it: the caller must drive it). NULL also when out of memory
+ * (p was answered 503). */
+fetch_t *stream_join(preq_t *p, const uint8_t key[16], bool *created);
 /* Forward p on its own, through a private fetch (uncacheable request, a
  * response that could not be shared with it, a client asking for
  * validation). fill: GET upstream and store the result. */

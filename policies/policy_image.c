@@ -288,6 +288,17 @@ policy_image_fmt_t policy_image_negotiate(policy_image_fmt_t asked, policy_image
     return source;
 }
 
+policy_image_fmt_t policy_image_choice(policy_image_fmt_t asked, const http_fields_t *req, bool avif_ok)
+{
+    if (asked != POLICY_IMAGE_FMT_AUTO)
+        return asked;
+    if (avif_ok && accepts(req, "image/avif"))
+        return POLICY_IMAGE_FMT_AVIF;
+    if (accepts(req, "image/webp"))
+        return POLICY_IMAGE_FMT_WEBP;
+    return POLICY_IMAGE_FMT_SAME;
+}
+
 bool policy_image_varies(policy_image_fmt_t asked)
 {
     return asked == POLICY_IMAGE_FMT_AUTO;
@@ -304,10 +315,13 @@ unsigned policy_image_quality(const policy_image_params_t *p, policy_image_fmt_t
 
 int policy_image_variant_key(buf_t *out, const policy_image_params_t *p, policy_image_fmt_t chosen)
 {
-    if (chosen <= POLICY_IMAGE_FMT_SAME || chosen >= POLICY_IMAGE_FMT_AUTO)
+    if (chosen < POLICY_IMAGE_FMT_SAME || chosen >= POLICY_IMAGE_FMT_AUTO)
         return -EINVAL;
+    /* "same" stands for the source's format, which the variant record's
+     * link to its source pins down; its q is as asked (0 = the default). */
+    unsigned q = chosen == POLICY_IMAGE_FMT_SAME ? p->q : policy_image_quality(p, chosen);
     return buf_printf(out, "w=%u;h=%u;fit=%s;g=%s;fmt=%s;q=%u", p->w, p->h, fit_names[p->fit],
-                      gravity_names[p->gravity], fmt_names[chosen], policy_image_quality(p, chosen));
+                      gravity_names[p->gravity], fmt_names[chosen], q);
 }
 
 const char *policy_image_fmt_name(policy_image_fmt_t fmt)
@@ -333,4 +347,30 @@ policy_image_fmt_t policy_image_fmt_from_content_type(const char *ct, size_t len
         if (strlen(map[i].type) == t.len && strncasecmp(t.p, map[i].type, t.len) == 0)
             return map[i].fmt;
     return POLICY_IMAGE_FMT_SAME;
+}
+
+bool policy_image_param_name(const char *name, size_t len)
+{
+    return lookup(param_names, P_COUNT, name, len) >= 0;
+}
+
+int policy_image_source_query(buf_t *out, const char *query, size_t qlen)
+{
+    int rc = 0;
+    bool first = true;
+    for (size_t pos = 0; query && pos < qlen && !rc;) {
+        const char *s = query + pos, *amp = memchr(s, '&', qlen - pos);
+        size_t n = amp ? (size_t)(amp - s) : qlen - pos;
+        pos += n + 1;
+        const char *eq = memchr(s, '=', n);
+        size_t nlen = eq ? (size_t)(eq - s) : n;
+        if (policy_image_param_name(s, nlen) || slice_is(s, nlen, "sig"))
+            continue;
+        if (!first)
+            rc = buf_append(out, "&", 1);
+        if (!rc)
+            rc = buf_append(out, s, n);
+        first = false;
+    }
+    return rc;
 }

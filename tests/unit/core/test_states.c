@@ -82,6 +82,10 @@ Test(states, every_request_state_is_reachable_and_ends)
     /* the store is read only after admission */
     cr_assert_not(preq_state_legal(PREQ_RECV, PREQ_LOOKUP));
     cr_assert(preq_state_legal(PREQ_LIMIT, PREQ_LOOKUP));
+    /* an image variant is made only from a fetch's answer, never delivered straight */
+    cr_assert(preq_state_legal(PREQ_LOOKUP, PREQ_DERIVE));
+    cr_assert(preq_state_legal(PREQ_DERIVE, PREQ_FETCH));
+    cr_assert_not(preq_state_legal(PREQ_DERIVE, PREQ_DELIVER));
 }
 
 Test(states, names_are_distinct)

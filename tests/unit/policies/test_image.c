@@ -219,9 +219,50 @@ Test(image, key_is_canonical)
     buf_t b;
     buf_init(&b, 8);
     cr_assert_eq(policy_image_variant_key(&b, &p, POLICY_IMAGE_FMT_AUTO), -EINVAL);
-    cr_assert_eq(policy_image_variant_key(&b, &p, POLICY_IMAGE_FMT_SAME), -EINVAL);
     cr_assert_eq(policy_image_variant_key(&b, &p, POLICY_IMAGE_FMT_JPEG), -E2BIG);
     buf_free(&b);
+    /* SAME: the source's format; q as asked, so no format's default is guessed */
+    cr_assert_str_eq(key("w=10", POLICY_IMAGE_FMT_SAME), "w=10;h=0;fit=cover;g=center;fmt=same;q=0");
+    cr_assert_str_eq(key("w=10&q=55", POLICY_IMAGE_FMT_SAME), "w=10;h=0;fit=cover;g=center;fmt=same;q=55");
+}
+
+/* The choice a variant key is built from needs no source: SAME stands for it. */
+Test(image, choice_without_source)
+{
+    http_fields_t h;
+    http_fields_init(&h, 0);
+    http_fields_add(&h, "Accept", 6, "image/avif,image/webp,*/*", 25);
+    cr_assert_eq(policy_image_choice(POLICY_IMAGE_FMT_AUTO, &h, true), POLICY_IMAGE_FMT_AVIF);
+    cr_assert_eq(policy_image_choice(POLICY_IMAGE_FMT_AUTO, &h, false), POLICY_IMAGE_FMT_WEBP);
+    cr_assert_eq(policy_image_choice(POLICY_IMAGE_FMT_AUTO, NULL, true), POLICY_IMAGE_FMT_SAME);
+    cr_assert_eq(policy_image_choice(POLICY_IMAGE_FMT_SAME, &h, true), POLICY_IMAGE_FMT_SAME);
+    cr_assert_eq(policy_image_choice(POLICY_IMAGE_FMT_PNG, &h, true), POLICY_IMAGE_FMT_PNG);
+    http_fields_free(&h);
+}
+
+static const char *source_query(const char *q)
+{
+    static char out[256];
+    buf_t b;
+    buf_init(&b, 0);
+    cr_assert_eq(policy_image_source_query(&b, q, strlen(q)), 0);
+    snprintf(out, sizeof out, "%s", b.len ? b.data : "");
+    buf_free(&b);
+    return out;
+}
+
+/* The source is asked for without the transform parameters and the
+ * signature; everything else goes as sent, in order. */
+Test(image, source_query_strips_transform_params)
+{
+    cr_assert_str_eq(source_query("w=400&h=300&fmt=webp"), "");
+    cr_assert_str_eq(source_query("width=4000&w=400&height=3000&sig=abc"), "width=4000&height=3000");
+    cr_assert_str_eq(source_query("a=1&W=2&dpr=2&b"), "a=1&W=2&b");
+    cr_assert_str_eq(source_query("q=80&gravity=smart&fit=cover&x=%20y"), "x=%20y");
+    cr_assert_str_eq(source_query(""), "");
+    cr_assert(policy_image_param_name("dpr", 3));
+    cr_assert_not(policy_image_param_name("sig", 3));
+    cr_assert_not(policy_image_param_name("width", 5));
 }
 
 static policy_image_fmt_t auto_with(http_fields_t h, policy_image_fmt_t source)

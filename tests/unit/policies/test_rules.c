@@ -411,8 +411,54 @@ Test(rule_keys, query)
     set(&r, "query", v);
 }
 
+/* image, image_widths, image_widths_round: the list is ascending pixel
+ * widths, "any" resets it, and a bad list changes nothing. */
+Test(rule_keys, image)
+{
+    policy_rule_t r;
+    policy_rule_defaults(&r);
+    cr_assert_not(r.image);
+    cr_assert_eq(r.n_widths, 0);
+    set(&r, "image", "on");
+    cr_assert(r.image);
+    set(&r, "image_widths", "320, 640 1280,1920");
+    cr_assert_eq(r.n_widths, 4);
+    cr_assert_eq(r.widths[0], 320);
+    cr_assert_eq(r.widths[3], 1920);
+    set(&r, "image_widths_round", "refuse");
+    cr_assert_eq(r.widths_round, POLICY_RULE_WIDTHS_REFUSE);
+    set(&r, "image_widths", "any");
+    cr_assert_eq(r.n_widths, 0);
+    cr_assert_eq(r.widths[0], 0);
+
+    static const struct {
+        const char *value, *msg;
+    } bad[] = {
+        { "", "at least one width" }, { "640 320", "ascending" }, { "320 320", "ascending" },
+        { "0", "1..16384" }, { "16385", "1..16384" }, { "12px", "1..16384" }, { "-5", "1..16384" },
+        { "any 320", "1..16384" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        bad_value("image_widths", bad[i].value, bad[i].msg);
+    char v[512] = "";
+    for (int i = 1; i <= POLICY_RULE_WIDTHS_MAX; i++)
+        sprintf(v + strlen(v), " %d", i * 10);
+    set(&r, "image_widths", v);
+    cr_assert_eq(r.n_widths, POLICY_RULE_WIDTHS_MAX);
+    strcat(v, " 9999");
+    bad_value("image_widths", v, "more than");
+    bad_value("image_widths_round", "down", "expected up|refuse");
+}
+
 Test(rule_keys, finish_cross_checks)
 {
+    policy_rule_t w = rule("/img/*");
+    set(&w, "image_widths", "100 200");
+    cr_assert_eq(config_rule_finish(&w, err, sizeof err), -EINVAL);
+    cr_assert_not_null(strstr(err, "need image = on"), "%s", err);
+    set(&w, "image", "on");
+    cr_assert_eq(config_rule_finish(&w, err, sizeof err), 0);
+
     policy_rule_t r = rule("/x/*");
     set(&r, "origin_cache_control", "override");
     cr_assert_eq(config_rule_finish(&r, err, sizeof err), -EINVAL);
