@@ -24,7 +24,7 @@ typedef void (*task_fn)(void *arg);
 #define TASK_POOL_MAX_THREADS 1024u
 #define TASK_POOL_MAX_QUEUE 65536u
 
-/* Start threads (1..TASK_POOL_MAX_THREADS) threads named "NAME-0",
+/* Start `threads` (1..TASK_POOL_MAX_THREADS) threads named "NAME-0",
  * "NAME-1"... (name cut to fit the kernel's 15 bytes; NULL = "pool"),
  * each with at least an 8 MiB stack (libvips recurses deeply). queue_max
  * (0..TASK_POOL_MAX_QUEUE) bounds the tasks that may wait when every thread

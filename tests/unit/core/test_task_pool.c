@@ -18,12 +18,10 @@
 
 /* Checks on pool threads (Criterion's asserts belong to the test's thread). */
 static atomic_int violations, violation_line;
-#define CHECK(cond)                                      \
-    do {                                                 \
-        if (!(cond)) {                                   \
-            atomic_fetch_add(&violations, 1);            \
-            atomic_store(&violation_line, __LINE__);     \
-        }                                                \
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond))                                                                      \
+            atomic_fetch_add(&violations, 1), atomic_store(&violation_line, __LINE__);   \
     } while (0)
 
 static void assert_no_violation(void)
