@@ -10,9 +10,9 @@
 CC      ?= cc
 SANITIZE ?=
 comma := ,
-PKGS    := libuv libcurl lmdb jansson vips
+PKGS    := libuv libcurl lmdb jansson vips libcrypto
 DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-dev libvips-dev \
-            libcriterion-dev pkg-config
+            libssl-dev libcriterion-dev pkg-config
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
