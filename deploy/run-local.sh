@@ -39,11 +39,18 @@ if [ ! -s var/purge.token ]; then
 fi
 chmod 600 var/purge.token
 
+# The edge's rules: resize images under /img/ (README.md, Image resizing).
+cat > var/edge.conf <<'CONF'
+[rule /img/*]
+image = on
+default_ttl = 1h
+CONF
+
 start var/origin.out var/origin.log "$BIN/origin" --listen="127.0.0.1:$ORIGIN_PORT"
 start var/shield.out var/shield.log "$BIN/shield" --listen="127.0.0.1:$SHIELD_PORT" \
     --origin="http://127.0.0.1:$ORIGIN_PORT" --health-path=/.origin/health --cache-dir=./var/shield-cache \
     --purge-token-file=var/purge.token
-start var/edge.out var/edge.log "$BIN/edge" --listen="127.0.0.1:$EDGE_PORT" \
+start var/edge.out var/edge.log "$BIN/edge" -c var/edge.conf --listen="127.0.0.1:$EDGE_PORT" \
     --shields="127.0.0.1:$SHIELD_PORT" --origin="http://127.0.0.1:$ORIGIN_PORT" --cache-dir=./var/cache \
     --purge-token-file=var/purge.token
 E="http://127.0.0.1:$EDGE_PORT"
@@ -64,6 +71,11 @@ cat <<MSG
     curl -i '$E/private?cc=private'                # never stored: every request goes to the origin
     curl -i -X POST -d x '$E/hello'                # forwarded, and invalidates /hello
     curl -s '$E/.cdn/health'
+    curl -o small.webp '$E/img/photo.jpg?width=4000&height=3000&w=400&h=300&fmt=webp'
+                                                   # the origin's 4000x3000 JPEG, resized at the edge to a 400x300 WebP
+    curl -sI -H 'Accept: image/avif,image/webp' '$E/img/photo.jpg?width=4000&height=3000&w=800&fmt=auto'
+                                                   # AVIF for this browser; run it again: a hit
+    open '$E/img/photo.jpg?width=4000&height=3000&w=600&gravity=smart&h=600' in a browser
     curl -X PURGE -H "Authorization: Bearer \$(cat var/purge.token)" '$E/hello?size=64&cc=max-age%3D60'
                                                    # purged on the edge and the shield: a miss at both again
 
