@@ -9,10 +9,12 @@
  * control paths under /.origin/ report and reset per-path counters, which
  * is how tests measure what reached the origin.
  *
- *   origin --listen HOST:PORT [--workers N] [--access-log=stderr] ...
+ *   origin --listen HOST:PORT [--workers N] [--access-log=stderr] [--image-dir=DIR] ...
  *
  * Settings come from the project's settings table, restricted to the ones
- * that concern an HTTP server; both `--key=value` and `--key value` work. */
+ * that concern an HTTP server; both `--key=value` and `--key value` work.
+ * --image-dir is the origin's own: not a node setting. Images under /img/
+ * are generated (origin_image.c) unless DIR has the file. */
 #include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@ static const char *const origin_keys[] = {
 typedef struct origin_app {
     config_t cfg;
     origin_stats_t *stats;
+    char *image_dir;   /* --image-dir, or NULL */
 } origin_app_t;
 
 static bool origin_key(const char *key, size_t len)
@@ -60,7 +63,11 @@ static void usage(FILE *out, const config_t *cfg)
             "POST /.origin/stats/reset clears them, GET /.origin/health answers ok.\n"
             "\nquery parameters: size status cc expires expires_in etag lm lm_ago vary sk ct\n"
             "  delay(ms) chunked age cookie nodate header=Name:Value (repeatable) r304=bare|foreign\n"
-            "\nsettings (`--key=value` or `--key value`; default in brackets):\n");
+            "\nimages: GET /img/NAME.jpg|jpeg|png|webp|gif?width=800&height=600&quality=85\n"
+            "  &frames=1 (gif) &damage=truncate|text|corrupt; /img/bomb.png claims 60000x60000\n"
+            "\n  --%-22s %s\n"
+            "\nsettings (`--key=value` or `--key value`; default in brackets):\n",
+            "image-dir DIR", "serve DIR/NAME.EXT for /img/NAME.EXT when it exists [none]");
     for (const config_setting_t *s = config_settings; s->key; s++) {
         if (!origin_key(s->key, strlen(s->key)))
             continue;
@@ -80,8 +87,10 @@ static void usage(FILE *out, const config_t *cfg)
 /* Turn `--key value` into `--key=value` and refuse keys that are not
  * server settings. Returns the new argv (argv[0] kept; caller frees the
  * array and its strings from index 1), or NULL with a message in err;
- * *help is set when --help was asked for. */
-static char **normalise_args(int argc, char **argv, int *outc, bool *help, char *err, size_t errlen)
+ * *help is set when --help was asked for; --image-dir is taken out into
+ * *image_dir (caller frees). */
+static char **normalise_args(int argc, char **argv, int *outc, bool *help, char **image_dir,
+                             char *err, size_t errlen)
 {
     char **out = calloc((size_t)argc + 1, sizeof *out);
     int n = 0;
@@ -102,6 +111,15 @@ static char **normalise_args(int argc, char **argv, int *outc, bool *help, char 
         }
         const char *eq = strchr(a, '=');
         size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (klen == 9 && (memcmp(a + 2, "image-dir", 9) == 0 || memcmp(a + 2, "image_dir", 9) == 0)) {
+            const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+            free(*image_dir);
+            if (!v || !(*image_dir = strdup(v))) {
+                snprintf(err, errlen, "%s: expected a directory", a);
+                goto fail;
+            }
+            continue;
+        }
         if (!origin_key(a + 2, klen)) {
             snprintf(err, errlen, "%.*s: not an origin setting (see --help)", (int)(klen + 2), a);
             goto fail;
@@ -236,7 +254,7 @@ int main(int argc, char **argv)
      * no access log (load tests would measure the logging). */
     snprintf(app.cfg.listen, sizeof app.cfg.listen, "127.0.0.1:8081");
     snprintf(app.cfg.access_log, sizeof app.cfg.access_log, "off");
-    char **nargv = normalise_args(argc, argv, &nargc, &help, err, sizeof err);
+    char **nargv = normalise_args(argc, argv, &nargc, &help, &app.image_dir, err, sizeof err);
     if (!nargv) {
         fprintf(stderr, "origin: %s\n", err);
         return 2;
@@ -251,6 +269,7 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = 1;
+    origin_image_setup(app.image_dir);
     if (log_open(&app.cfg))
         goto out;
     app.stats = origin_stats_new(ORIGIN_MAX_PATHS);
@@ -278,8 +297,10 @@ int main(int argc, char **argv)
 out_stats:
     origin_stats_free(app.stats);
 out_log:
+    origin_image_shutdown();
     log_close();
 out:
+    free(app.image_dir);
     for (int i = 1; i < nargc; i++)
         free(nargv[i]);
     free(nargv);

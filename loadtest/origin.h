@@ -82,6 +82,79 @@ typedef struct origin_stats origin_stats_t;
  * bodies), or stops quietly if the connection dies first. */
 void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64_t count);
 
+/* --- images under /img/ (origin_image.c, origin_picture.c) --- */
+
+/* What /img/NAME.EXT?... asks for, parsed; owned by the caller. */
+typedef struct origin_image_req origin_image_req_t;
+/* An image body, refcounted and shared by every thread (the cache holds
+ * one reference); immutable. */
+typedef struct origin_image origin_image_t;
+
+/* Serve files from dir (may be NULL) instead of generated pictures when
+ * dir/NAME.EXT exists. Call once before any request; dir must outlive
+ * the origin. */
+void origin_image_setup(const char *dir);
+/* Drop the cache and stop libvips (no request may be in flight). */
+void origin_image_shutdown(void);
+/* Parse an /img/ request. Returns 1 when path is not under /img/ (*out
+ * NULL); 0 with *out set; -ENOENT (not an image path: 404), -EINVAL (a
+ * bad parameter: 400) or -ENOMEM, with the answer's body in err. */
+int origin_image_parse(const char *path, size_t plen, const char *query, size_t qlen,
+                       origin_image_req_t **out, char *err, size_t errlen);
+/* Free r (NULL is fine). */
+void origin_image_req_free(origin_image_req_t *r);
+/* The image's Content-Type (static string). */
+const char *origin_image_type(const origin_image_req_t *r);
+/* The default strong ETag (quoted), a hash of everything the bytes depend
+ * on; valid while r is. */
+const char *origin_image_etag(const origin_image_req_t *r);
+/* The body if it is cached (a new reference), else NULL. Cheap: for the
+ * loop thread. */
+origin_image_t *origin_image_lookup(const origin_image_req_t *r);
+/* The body, cached or made now (a new reference in *out). Slow (up to
+ * seconds for a big picture): for a thread-pool thread. Returns 0 or a
+ * negative errno. */
+int origin_image_make(const origin_image_req_t *r, origin_image_t **out);
+/* The bytes of b, valid until b is released. */
+const void *origin_image_data(const origin_image_t *b, size_t *len);
+/* FNV-1a 64 of the bytes (X-Body-Checksum). */
+uint64_t origin_image_sum(const origin_image_t *b);
+/* Drop one reference (NULL is fine). */
+void origin_image_release(origin_image_t *b);
+
+enum { ORIGIN_PIC_JPEG, ORIGIN_PIC_PNG, ORIGIN_PIC_WEBP, ORIGIN_PIC_GIF };
+
+/* A generated picture: format (ORIGIN_PIC_*), size, encoder quality
+ * (JPEG, WebP) and frames (GIF). */
+typedef struct origin_picture {
+    int format;
+    int width, height, quality, frames;
+} origin_picture_t;
+
+/* Generate the picture of name as p says and encode it into *out (len
+ * bytes; free with g_free). Pure: the same arguments give the same bytes
+ * in any process. Starts libvips on first use. Returns 0, -EIO (libvips
+ * failed) or -ENOSYS (libvips did not start). */
+int origin_picture_encode(const char *name, const origin_picture_t *p, void **out, size_t *len);
+/* Stop libvips if it was started. */
+void origin_picture_shutdown(void);
+
+/* damage= values (origin_hostile.c). */
+enum { ORIGIN_DAMAGE_NONE, ORIGIN_DAMAGE_TRUNCATE, ORIGIN_DAMAGE_TEXT, ORIGIN_DAMAGE_CORRUPT };
+
+/* A PNG under 100 bytes whose IHDR claims 60000x60000 8-bit RGBA (valid
+ * CRCs), with the start of a zlib stream as its IDAT. *out is malloc'd.
+ * Returns 0 or -ENOMEM. */
+int origin_hostile_bomb(uint8_t **out, size_t *len);
+/* A damaged copy of src[0, len) (a format ORIGIN_PIC_* body) in *out
+ * (malloc'd, *outlen bytes): TRUNCATE, its first half; TEXT, a few lines of
+ * "this is not an image" (src unused); CORRUPT, a run of junk drawn from
+ * seed over the middle of the compressed data (a JPEG's scan, a PNG's
+ * IDAT, whose CRC is kept valid), so only a full decode notices. Returns 0
+ * or -ENOMEM. */
+int origin_hostile_damage(int damage, int format, uint64_t seed, const uint8_t *src, size_t len,
+                          uint8_t **out, size_t *outlen);
+
 /* --- request counters, shared by every worker thread --- */
 
 

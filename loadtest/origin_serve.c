@@ -3,12 +3,15 @@
  * A request goes through at most three asynchronous steps, each on the
  * worker's loop: an optional delay (a uv timer: a slow origin must not
  * stall the other connections of its thread), the body checksum of a big
- * body (on the libuv thread pool, remembered per thread), and the body
- * itself, generated piece by piece as the socket drains so that a 1 GiB
- * body costs 256 KiB of memory. The request state (oreq_t) outlives the
+ * body or the making of an image under /img/ (on the libuv thread pool;
+ * checksums remembered per thread, images in origin_image.c's cache), and
+ * the body itself, written piece by piece as the socket drains so that a
+ * 1 GiB synthetic body costs 256 KiB of memory. The request state (oreq_t) outlives the
  * connection when it dies mid-step: whichever step is in flight frees it. */
+#include <errno.h>
 #include <llhttp.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +39,9 @@ typedef struct oreq {
     char *if_modified_since;
     char *json;              /* echo body (owned) */
     size_t json_len;
+    origin_image_req_t *img; /* an /img/ request, or NULL */
+    origin_image_t *body;    /* its bytes once made (a reference) */
+    int img_rc;              /* what origin_image_make returned */
     uint64_t body_len;       /* bytes the body has (0 for bodiless statuses) */
     uint64_t off;            /* body bytes produced so far */
     uint64_t sum;            /* X-Body-Checksum */
@@ -71,6 +77,8 @@ static void oreq_free(oreq_t *o)
     free(o->if_none_match);
     free(o->if_modified_since);
     free(o->json);
+    origin_image_req_free(o->img);
+    origin_image_release(o->body);
     if (o->timer_init) {
         /* The timer handle lives in o: free o once the handle is closed. */
         o->timer.data = o;
@@ -116,9 +124,12 @@ static void format_etag_auto(const oreq_t *o, char out[24])
     out[18] = '\0';
 }
 
-/* The ETag to send (in buf or the params' storage), or NULL. */
+/* The ETag to send (in buf or the params' storage), or NULL. An image has
+ * one unless etag= names another. */
 static const char *etag_of(const oreq_t *o, char buf[24])
 {
+    if (o->img && !o->q.etag)
+        return origin_image_etag(o->img);
     if (o->q.etag_auto) {
         format_etag_auto(o, buf);
         return buf;
@@ -220,7 +231,8 @@ static void put_common_headers(oreq_t *o, const char *etag, int64_t lm, int64_t 
     }
     put_header(c, "Vary", o->q.vary);
     if (full) {
-        put_header(c, "Content-Type", o->echo ? "application/json" : o->q.ct ? o->q.ct : "text/plain");
+        put_header(c, "Content-Type", o->echo ? "application/json" : o->q.ct ? o->q.ct
+                                      : o->img ? origin_image_type(o->img) : "text/plain");
         put_header(c, "Surrogate-Key", o->q.sk);
         put_header(c, "Set-Cookie", o->q.cookie);
     }
@@ -261,6 +273,8 @@ static void pump(void *arg)
         }
         if (o->echo)
             memcpy(piece, o->json + o->off, n);
+        else if (o->body)
+            memcpy(piece, (const char *)origin_image_data(o->body, &(size_t){ 0 }) + o->off, n);
         else
             synth_fill(o->path, o->plen, o->off, piece, n);
         origin_stats_bytes(o->stats, o->path, o->plen, n);
@@ -340,13 +354,63 @@ static void sum_done(uv_work_t *w, int status)
     send_response(o);
 }
 
-/* Find the body checksum, then respond (maybe after a thread-pool trip). */
+/* The image's length and checksum are known: answer (or 500 if it could
+ * not be made). */
+static void send_image(oreq_t *o)
+{
+    if (o->img_rc) {
+        http_conn_t *c = o->c;
+        oreq_free(o);
+        http_resp_simple(c, 500, NULL, "text/plain", "image generation failed\n", 24);
+        return;
+    }
+    size_t len;
+    origin_image_data(o->body, &len);
+    o->body_len = status_has_body(o->q.status) ? len : 0;
+    o->sum = origin_image_sum(o->body);
+    send_response(o);
+}
+
+/* On the thread pool: make the image (libvips, up to seconds). */
+static void img_work(uv_work_t *w)
+{
+    oreq_t *o = w->data;
+    o->img_rc = origin_image_make(o->img, &o->body);
+}
+
+static void img_done(uv_work_t *w, int status)
+{
+    oreq_t *o = w->data;
+    o->in_work = false;
+    if (o->aborted)
+        oreq_free(o);
+    else
+        send_image(o);
+}
+
+/* Find the body checksum (or the image), then respond (maybe after a
+ * thread-pool trip). */
 static void prepare(oreq_t *o)
 {
     char etag_buf[24];
     o->now = (int64_t)time(NULL);
     if (not_modified(o, etag_of(o, etag_buf), last_modified(o, o->now))) {
         send_response(o); /* a 304 carries no body, hence no checksum */
+        return;
+    }
+    if (o->img) {
+        /* Even HEAD needs the bytes: Content-Length is their length. */
+        if ((o->body = origin_image_lookup(o->img))) {
+            send_image(o);
+            return;
+        }
+        o->work.data = o;
+        if (uv_queue_work(worker_loop(http_conn_worker(o->c)), &o->work, img_work, img_done) == 0) {
+            o->in_work = true;
+            return;
+        }
+        img_work(&o->work);
+        send_image(o);
         return;
     }
     if (o->echo || o->body_len < SUM_CACHE_MIN) {
@@ -448,10 +512,12 @@ void origin_serve(http_conn_t *c, http_req_t *req, origin_stats_t *stats, uint64
     o->echo = o->echo || o->q.echo;
     if (o->q.has_fail_after && count > o->q.fail_after)
         o->q.status = 503; /* an origin that starts failing (stale-if-error tests) */
-    if (rc || !o->path) {
+    if (!rc && o->path && !o->echo) /* an image is one more body source: every other parameter applies */
+        rc = origin_image_parse(o->path, o->plen, q, qlen, &o->img, err, sizeof err);
+    if (rc < 0 || !o->path) {
         char extra[64];
         snprintf(extra, sizeof extra, "X-Origin-Count: %llu\r\n", (unsigned long long)count);
-        http_resp_simple(c, 400, extra, "text/plain", err, strlen(err));
+        http_resp_simple(c, rc == -ENOENT ? 404 : 400, extra, "text/plain", err, strlen(err));
         oreq_free(o);
         return;
     }
