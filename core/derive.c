@@ -649,11 +649,14 @@ static void src_pump(derive_t *d)
 
 /* --- start --- */
 
+/* The collapsing key of a variant. An fmt=auto request and one naming the
+ * format it chose share the stored variant, but not the published
+ * response: only auto's carries Vary: Accept. */
 static void variant_fetch_key(const preq_t *p, uint8_t out[16])
 {
     buf_t b;
     buf_init(&b, 0);
-    buf_append(&b, "img-fetch:", 10);
+    buf_puts(&b, policy_image_varies(p->img->params.fmt) ? "img-auto:" : "img-fixed:");
     buf_append(&b, p->hash, 16);
     buf_append(&b, &p->variant, sizeof p->variant);
     buf_append(&b, p->img->vkey, p->img->vkey_len);

@@ -31,7 +31,7 @@
  * grey pixels; an embedded ICC profile is transformed to sRGB (since the
  * output is stripped of metadata, it must be in the space browsers assume
  * without a profile). */
-#define THUMB_OPTS "option_string", "fail_on=error", "export_profile", "srgb", NULL
+#define THUMB_OPTS "option_string", load_opts(info), "export_profile", "srgb", NULL
 /* "No limit" on one axis of the thumbnail box. */
 #define IMAGE_HUGE VIPS_MAX_COORD
 
@@ -209,6 +209,16 @@ int image_probe(const void *buf, size_t len, const image_opts_t *o, image_info_t
 out:
     g_object_unref(im);
     return rc;
+}
+
+/* How strict the loader is. libjpeg reports corrupt entropy-coded data
+ * only as warnings (it then decodes garbage), so JPEG fails on warnings;
+ * libpng's warnings are mostly benign metadata (a known-bad sRGB iCCP
+ * chunk, say) while its corruption is an error, so other formats fail on
+ * errors only. */
+static const char *load_opts(const image_info_t *info)
+{
+    return info->format == IMAGE_FORMAT_JPEG ? "fail_on=warning" : "fail_on=error";
 }
 
 /* Left/top offset of a crop of size `want` from `have` at a gravity. */

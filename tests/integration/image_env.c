@@ -26,12 +26,19 @@ void image_env_start(edge_env_t *env, const char *conf, const char *const extra[
         cr_assert_fail("libvips would not start");
 }
 
+static const char *host = EDGE_HOST;
+
+void image_env_host(const char *h)
+{
+    host = h ? h : EDGE_HOST;
+}
+
 th_resp_t *image_get(const edge_env_t *env, const char *method, const char *target, const char *accept)
 {
-    char extra[512] = "";
-    if (accept)
-        snprintf(extra, sizeof extra, "Accept: %s\r\n", accept);
-    th_resp_t *r = edge_req(env->e, method, target, extra, NULL, 0);
+    char hdrs[512];
+    snprintf(hdrs, sizeof hdrs, "Host: %s\r\n%s%s%s", host, accept ? "Accept: " : "", accept ? accept : "",
+             accept ? "\r\n" : "");
+    th_resp_t *r = th_request(env->e, method, target, hdrs, NULL, 0);
     cr_assert_not_null(r, "%s %s: %s", method, target, th_last_error());
     return r;
 }

@@ -13,6 +13,8 @@
  * [rule /img/...] section) and extra `--key=value` flags (may be NULL). */
 void image_env_start(edge_env_t *env, const char *conf, const char *const extra[]);
 
+/* The Host image_get and image_expect send from now on (NULL: EDGE_HOST). */
+void image_env_host(const char *h);
 /* GET (or HEAD) target through the edge with an Accept line (NULL: none). */
 th_resp_t *image_get(const edge_env_t *env, const char *method, const char *target, const char *accept);
 
