@@ -6,8 +6,9 @@
  * body or the making of an image under /img/ (on the libuv thread pool;
  * checksums remembered per thread, images in origin_image.c's cache), and
  * the body itself, written piece by piece as the socket drains so that a
- * 1 GiB synthetic body costs 256 KiB of memory. The request state (oreq_t) outlives the
- * connection when it dies mid-step: whichever step is in flight frees it. */
+ * 1 GiB synthetic body costs 256 KiB of memory. The request state (oreq_t)
+ * outlives the connection when it dies mid-step: whichever step is in
+ * flight frees it. */
 #include <errno.h>
 #include <llhttp.h>
 #include <stdatomic.h>
@@ -354,6 +355,19 @@ static void sum_done(uv_work_t *w, int status)
     send_response(o);
 }
 
+/* Run work on the thread pool, then done on the loop (both inline if the
+ * pool refuses). */
+static void offload(oreq_t *o, uv_work_cb work, uv_after_work_cb done)
+{
+    o->work.data = o;
+    if (uv_queue_work(worker_loop(http_conn_worker(o->c)), &o->work, work, done) == 0) {
+        o->in_work = true;
+        return;
+    }
+    work(&o->work);
+    done(&o->work, 0);
+}
+
 /* The image's length and checksum are known: answer (or 500 if it could
  * not be made). */
 static void send_image(oreq_t *o)
@@ -400,17 +414,10 @@ static void prepare(oreq_t *o)
     }
     if (o->img) {
         /* Even HEAD needs the bytes: Content-Length is their length. */
-        if ((o->body = origin_image_lookup(o->img))) {
+        if ((o->body = origin_image_lookup(o->img)))
             send_image(o);
-            return;
-        }
-        o->work.data = o;
-        if (uv_queue_work(worker_loop(http_conn_worker(o->c)), &o->work, img_work, img_done) == 0) {
-            o->in_work = true;
-            return;
-        }
-        img_work(&o->work);
-        send_image(o);
+        else
+            offload(o, img_work, img_done);
         return;
     }
     if (o->echo || o->body_len < SUM_CACHE_MIN) {
@@ -431,13 +438,7 @@ static void prepare(oreq_t *o)
         send_response(o);
         return;
     }
-    o->work.data = o;
-    if (uv_queue_work(worker_loop(http_conn_worker(o->c)), &o->work, sum_work, sum_done) == 0) {
-        o->in_work = true;
-        return;
-    }
-    sum_work(&o->work);
-    send_response(o);
+    offload(o, sum_work, sum_done);
 }
 
 static void on_delay(uv_timer_t *t)
