@@ -168,7 +168,10 @@ int image_compose(buf_t *out, const char *src_block, size_t src_len, const char 
             continue;
         http_slice_t name = { line, (size_t)(colon - line) };
         if (http_name_eq(name, "vary")) {
-            http_slice_t v = http_trim((http_slice_t){ colon + 1, n - (size_t)(colon + 1 - line) });
+            size_t vlen = n - (size_t)(colon + 1 - line);
+            while (vlen && (colon[vlen] == '\n' || colon[vlen] == '\r'))
+                vlen--; /* the line's end (colon[vlen] is its last byte) */
+            http_slice_t v = http_trim((http_slice_t){ colon + 1, vlen });
             rc = buf_printf(&vary, "%s%.*s", vary.len ? ", " : "", (int)v.len, v.p);
         } else if (!representation_field(name)) {
             rc = buf_append(out, line, n);

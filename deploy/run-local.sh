@@ -75,7 +75,8 @@ cat <<MSG
                                                    # the origin's 4000x3000 JPEG, resized at the edge to a 400x300 WebP
     curl -sI -H 'Accept: image/avif,image/webp' '$E/img/photo.jpg?width=4000&height=3000&w=800&fmt=auto'
                                                    # AVIF for this browser; run it again: a hit
-    open '$E/img/photo.jpg?width=4000&height=3000&w=600&gravity=smart&h=600' in a browser
+    '$E/img/photo.jpg?width=4000&height=3000&w=600&h=600&gravity=smart'
+                                                   # in a browser: a 600x600 attention crop
     curl -X PURGE -H "Authorization: Bearer \$(cat var/purge.token)" '$E/hello?size=64&cc=max-age%3D60'
                                                    # purged on the edge and the shield: a miss at both again
 

@@ -205,20 +205,22 @@ Test(image, a_purge_of_the_source_drops_its_variants)
     cr_assert_eq(th_origin_requests(env.o, "/img/a.jpg"), origin + 1, "the source was fetched again, once");
 }
 
-Test(image, a_tag_purge_of_the_source_drops_its_variants)
+Test(image, tag_and_prefix_purges_of_the_source_drop_its_variants)
 {
     edge_env_t env;
     start(&env);
     const char *t = "/img/t.jpg?width=800&height=600&sk=photos&w=100&fmt=png";
-    th_resp_free(image_expect(&env, t, NULL, 100, 75, "pngload"));
-    cr_assert(edge_wait_cs(&env, t, "; hit", 5000));
-    const char *json = "{\"tags\": [\"photos\"]}";
-    th_resp_t *r = edge_req(env.e, "POST", "/.cdn/purge", AUTH, json, strlen(json));
-    cr_assert_eq(r->status, 200, "%d %s", r->status, r->body.data);
-    th_resp_free(r);
-    r = image_expect(&env, t, NULL, 100, 75, "pngload");
-    cr_assert_not(cs_has(r, "; hit"), "%s", th_hdr(r, "cache-status"));
-    th_resp_free(r);
+    static const char *const purges[] = { "{\"tags\": [\"photos\"]}", "{\"prefixes\": [\"/img/t\"]}" };
+    for (int i = 0; i < 2; i++) {
+        th_resp_free(image_expect(&env, t, NULL, 100, 75, "pngload"));
+        cr_assert(edge_wait_cs(&env, t, "; hit", 5000));
+        th_resp_t *r = edge_req(env.e, "POST", "/.cdn/purge", AUTH, purges[i], strlen(purges[i]));
+        cr_assert_eq(r->status, 200, "%d %s", r->status, r->body.data);
+        th_resp_free(r);
+        r = image_expect(&env, t, NULL, 100, 75, "pngload");
+        cr_assert(cs_has(r, "image-transformed"), "%s: %s", purges[i], th_hdr(r, "cache-status"));
+        th_resp_free(r);
+    }
 }
 
 /* The rule drops etag= and cc= from the key: the test changes the
@@ -290,4 +292,41 @@ Test(image, concurrent_requests_for_one_missing_variant_cause_one_transform)
     th_parallel(8, get_one, &a);
     cr_assert_eq(a.ok, 8);
     cr_assert_eq(image_transforms(&env), 1, "collapsed onto one transform");
+}
+
+/* A source that varies: each of its variants has its own image variants,
+ * and the variant's Vary names the source's field. */
+Test(image, a_varying_source_keeps_its_vary_and_its_variants_apart)
+{
+    edge_env_t env;
+    start(&env);
+    const char *t = "/img/va.jpg?width=800&height=600&vary=Accept-Language&w=100&fmt=png";
+    for (int round = 0; round < 2; round++) {
+        for (int lang = 0; lang < 2; lang++) {
+            th_resp_t *r = edge_req(env.e, "GET", t, lang ? "Accept-Language: fr\r\n" : "Accept-Language: en\r\n",
+                                    NULL, 0);
+            cr_assert_eq(r->status, 200);
+            cr_assert_str_eq(th_hdr(r, "vary"), "Accept-Language");
+            image_seen_t s;
+            cr_assert(image_decode(r->body.data, r->body.len, &s) && s.width == 100);
+            if (round == 1)
+                cr_assert(cs_has(r, "; hit"), "%d: %s", lang, th_hdr(r, "cache-status"));
+            th_resp_free(r);
+        }
+        if (round == 0) {
+            cr_assert(th_wait_log(env.edge, "]: transformed ", 2));
+            /* wait for both to be stored: a hit for each */
+            for (int k = 0; k < 100; k++) {
+                th_resp_t *a = edge_req(env.e, "GET", t, "Accept-Language: en\r\n", NULL, 0);
+                th_resp_t *b = edge_req(env.e, "GET", t, "Accept-Language: fr\r\n", NULL, 0);
+                bool both = cs_has(a, "; hit") && cs_has(b, "; hit");
+                th_resp_free(a);
+                th_resp_free(b);
+                if (both)
+                    break;
+            }
+        }
+    }
+    cr_assert_eq(image_transforms(&env), 2, "one per source variant");
+    cr_assert_eq(th_origin_requests(env.o, "/img/va.jpg"), 2);
 }
