@@ -617,16 +617,23 @@ static void src_pump(derive_t *d)
         }
         size_t limit = d->src_status == 200 ? px->image_opts.max_bytes : RELAY_MAX;
         uint64_t got = 0;
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned i = 0; i < n && !d->too_large; i++) {
             got += iov[i].len;
-            if (d->too_large || d->src.len + iov[i].len > limit) {
-                d->too_large = true; /* keep reading to the end, keep nothing */
-                buf_free(&d->src);
+            if (d->src.len + iov[i].len > limit) {
+                d->too_large = true;
             } else if (buf_append(&d->src, iov[i].base, iov[i].len)) {
                 src_detach(d);
                 publish_error(d, 503, "no-memory", "out of memory\n");
                 return;
             }
+        }
+        if (d->too_large) {
+            /* Answer now, without reading the rest: the source's fill
+             * goes on for the cache without us. */
+            buf_free(&d->src);
+            src_detach(d);
+            got_source(d);
+            return;
         }
         fetch_consumed(d->sf, &d->src_waiter, got);
         if (v.state == FETCH_FAILED) {
