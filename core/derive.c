@@ -8,10 +8,9 @@
  * per wake-up posted, one while its transform is queued or running, one
  * while its store put is in flight. It owns no loop handle, so its last
  * reference may go on any thread. */
-#include "derive.h"
+#include "derive_internal.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,57 +29,13 @@
 #include "task_pool.h"
 
 #define READ_IOV 16
-/* An upstream error relayed for a variant: its body up to this size. */
-#define RELAY_MAX (64 * 1024)
 
-typedef struct derive derive_t;
-struct derive {
-    atomic_int refs;
-    derive_t *next, *prev;     /* pw->derives while driven */
-    bool listed, closed;
-    proxy_worker_t *pw;
-    worker_t *w;
-    proxy_t *px;
-    fetch_t *vf;               /* the variant's fetch: we publish on it */
-    bool vf_done;              /* vf finished (published or failed) */
-    fetch_t *sf;               /* the source's fetch, while we read it */
-    fetch_waiter_t src_waiter;
-    bool src_collapsed, head_seen, revalidated;
-    http_fields_t req_hdrs;    /* the first request's: Vary checks, the variant id */
-    char *url;                 /* the source's cache key */
-    size_t url_len;
-    uint8_t hash[16];
-    policy_image_params_t params;
-    policy_image_fmt_t choice;
-    char vkey[128];
-    size_t vkey_len;
-    uint64_t start_seq;
-    /* the source */
-    int src_status;
-    buf_t src;                 /* its body */
-    buf_t src_block;           /* its client header block */
-    buf_t src_cstatus;         /* its upstream Cache-Status */
-    buf_t tags;
-    policy_entry_t src_entry;
-    uint64_t src_variant;
-    bool src_stored;           /* the source response is (being) stored: the variant may be */
-    store_key_t reval_key;     /* a 304 revalidated the stored source: read it there */
-    uint64_t reval_object_id;
-    bool too_large;
-    /* the transform */
-    image_req_t rq;
-    int err;
-    buf_t out;                 /* the variant's bytes */
-    const char *ctype;
-    int64_t started_us;
-};
-
-static void derive_ref(derive_t *d)
+void derive_ref(derive_t *d)
 {
     atomic_fetch_add(&d->refs, 1);
 }
 
-static void derive_unref(derive_t *d)
+void derive_unref(derive_t *d)
 {
     if (atomic_fetch_sub(&d->refs, 1) != 1)
         return;
@@ -99,7 +54,7 @@ static void derive_unref(derive_t *d)
 }
 
 /* The owner is done driving d. */
-static void derive_end(derive_t *d)
+void derive_end(derive_t *d)
 {
     if (!d->listed)
         return;
@@ -113,7 +68,7 @@ static void derive_end(derive_t *d)
     derive_unref(d);
 }
 
-static void src_detach(derive_t *d)
+void src_detach(derive_t *d)
 {
     if (!d->sf)
         return;
@@ -122,268 +77,7 @@ static void src_detach(derive_t *d)
     d->sf = NULL;
 }
 
-/* --- publishing on the variant's fetch --- */
-
-static resp_info_t *info_new(const char *block, size_t blen, const char *cs, size_t cslen)
-{
-    resp_info_t *ri = calloc(1, sizeof *ri + blen + cslen);
-    if (!ri)
-        return NULL;
-    ri->block_len = blen;
-    ri->cstatus_len = cslen;
-    if (blen)
-        memcpy(ri->data, block, blen);
-    if (cslen)
-        memcpy(ri->data + blen, cs, cslen);
-    return ri;
-}
-
-/* Publish a complete response on vf: block is what clients get; hblock
- * the fields collapsed waiters are checked against (its Vary: the
- * source's, without the Accept that fmt=auto adds, since the variant key
- * already holds the format Accept chose). shareable: other waiters may
- * have it (else they derive on their own); storing: it is being stored
- * (keep the fetch findable until the store has it). */
-static void publish(derive_t *d, int status, const char *block, size_t blen, const char *hblock, size_t hlen,
-                    const policy_entry_t *e, const char *detail, const void *body, size_t len, bool shareable,
-                    bool storing)
-{
-    resp_info_t *ri = info_new(block, blen, d->src_cstatus.data, d->src_cstatus.len);
-    http_fields_t hdrs;
-    http_fields_init(&hdrs, 0);
-    if (!ri || object_meta_fields(&hdrs, hblock, hlen)) {
-        free(ri);
-        http_fields_free(&hdrs);
-        fetch_finish(d->vf, UPSTREAM_EIO, "out of memory");
-        fetch_unpublish(d->vf);
-        d->vf_done = true;
-        return;
-    }
-    ri->entry = *e;
-    ri->stored = storing;
-    ri->detail = detail;
-    fetch_set_headers(d->vf, status, &hdrs, (int64_t)len, proxy_now(), shareable, storing, ri);
-    http_fields_free(&hdrs);
-    if (len && fetch_append(d->vf, body, len) == FETCH_ENOMEM) {
-        fetch_finish(d->vf, UPSTREAM_EIO, "out of memory");
-        fetch_unpublish(d->vf);
-    } else {
-        fetch_finish(d->vf, 0, NULL);
-        if (!storing)
-            fetch_unpublish(d->vf); /* nobody may join it later */
-    }
-    d->vf_done = true;
-}
-
-/* A generated answer for every waiter: never stored. */
-static void publish_error(derive_t *d, int status, const char *detail, const char *msg)
-{
-    char block[160];
-    int n = snprintf(block, sizeof block, "Content-Type: text/plain\r\nCache-Control: no-store\r\n%s",
-                     status == 503 ? "Retry-After: 1\r\n" : "");
-    policy_entry_t e = { .response_time = proxy_now() };
-    publish(d, status, block, (size_t)n, "", 0, &e, detail, msg, strlen(msg), true, false);
-    log_info("image %.*s [%s]: %d %s", (int)d->url_len, d->url, d->vkey, status, detail);
-    derive_end(d);
-}
-
-/* The source is no image we transform, or an upstream error: it goes to
- * the waiters as it came (not stored as a variant). */
-static void relay_source(derive_t *d, const char *detail)
-{
-    if (d->too_large && d->src_status == 200) {
-        publish_error(d, 422, detail, "the source is not an image, and too large to pass on\n");
-        return;
-    }
-    if (d->too_large) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "upstream answered %d\n", d->src_status);
-        publish_error(d, d->src_status >= 400 ? d->src_status : 502, detail, msg);
-        return;
-    }
-    publish(d, d->src_status, d->src_block.data, d->src_block.len, d->src_block.data, d->src_block.len,
-            &d->src_entry, detail, d->src.data, d->src.len, true, false);
-    derive_end(d);
-}
-
-/* Every waiter derives on its own. */
-static void go_private(derive_t *d)
-{
-    src_detach(d);
-    fetch_finish(d->vf, DERIVE_EPRIVATE, "the source cannot be shared");
-    fetch_unpublish(d->vf);
-    d->vf_done = true;
-    derive_end(d);
-}
-
-/* --- storing the variant --- */
-
-static void unpublish_on_owner(void *arg)
-{
-    derive_t *d = arg;
-    fetch_unpublish(d->vf);
-    derive_unref(d);
-}
-
-static void on_stored(void *ctx, int status)
-{
-    derive_t *d = ctx;
-    if (status == STORE_PURGED)
-        log_info("image %.*s [%s]: purged while it was made: not stored", (int)d->url_len, d->url, d->vkey);
-    else if (status != STORE_OK)
-        log_warn("image %.*s [%s]: storing failed", (int)d->url_len, d->url, d->vkey);
-    if (worker_post(d->w, unpublish_on_owner, d)) {
-        fetch_unpublish(d->vf); /* owner gone: finish here */
-        derive_unref(d);
-    }
-}
-
-static void store_body(void *ctx, uint64_t off, void *dst, size_t len)
-{
-    derive_t *d = ctx;
-    memcpy(dst, d->out.data + off, len);
-}
-
-/* Queue the put; false when it could not be queued. */
-static bool store_variant(derive_t *d, const char *own, size_t own_len, uint64_t link)
-{
-    buf_t meta, id;
-    buf_init(&meta, 0);
-    buf_init(&id, 512);
-    object_meta_t m = {
-        .kind = OBJECT_META_OBJECT,
-        .status = 200,
-        .entry = d->src_entry,
-        .block = own,
-        .block_len = own_len,
-        .hidden = "",
-        .cstatus = "",
-        .vary = "",
-    };
-    bool ok = false;
-    if (image_identity(&id, d->vkey, d->vkey_len, link) == 0) {
-        m.vary = id.data;
-        m.vary_len = id.len;
-        if (object_meta_encode(&meta, &m) == 0) {
-            store_put_t put = {
-                .key = { .variant = image_variant_id(d->src_variant, d->vkey, d->vkey_len) },
-                .url = d->url,
-                .url_len = d->url_len,
-                .meta = meta.data,
-                .meta_len = meta.len,
-                .tags = d->tags.data,
-                .tags_len = d->tags.len,
-                .start_seq = d->start_seq,
-                .body_len = d->out.len,
-                .body = store_body,
-                .done = on_stored,
-                .ctx = d,
-            };
-            memcpy(put.key.hash, d->hash, 16);
-            derive_ref(d);
-            ok = store_put(d->px->store, &put) == STORE_OK;
-            if (!ok)
-                derive_unref(d);
-        }
-    }
-    buf_free(&meta);
-    buf_free(&id);
-    return ok;
-}
-
-/* The variant's bytes are in d->out: publish them and store them. */
-static void publish_variant(derive_t *d, bool made)
-{
-    uint64_t link = image_link(d->src_block.data, d->src_block.len, d->src.len);
-    buf_t own, block, hblock;
-    buf_init(&own, 0);
-    buf_init(&block, 0);
-    buf_init(&hblock, 0);
-    if (image_own_block(&own, d->ctype, d->src_block.data, d->src_block.len, link, d->vkey, d->vkey_len) ||
-        image_compose(&block, d->src_block.data, d->src_block.len, own.data, own.len,
-                      policy_image_varies(d->params.fmt)) ||
-        image_compose(&hblock, d->src_block.data, d->src_block.len, "", 0, false)) {
-        buf_free(&own);
-        buf_free(&block);
-        buf_free(&hblock);
-        publish_error(d, 503, "no-memory", "out of memory\n");
-        return;
-    }
-    bool storing = made && d->src_stored;
-    publish(d, 200, block.data, block.len, hblock.data, hblock.len, &d->src_entry,
-            made ? "image-transformed" : "image-stored", d->out.data, d->out.len, d->src_stored, storing);
-    if (storing && !store_variant(d, own.data, own.len, link))
-        fetch_unpublish(d->vf);
-    buf_free(&own);
-    buf_free(&block);
-    buf_free(&hblock);
-    derive_end(d);
-}
-
-/* --- the transform (a pool thread) --- */
-
-static void transformed(void *arg)
-{
-    derive_t *d = arg;
-    if (d->closed || !d->listed) {
-        derive_unref(d);
-        return;
-    }
-    if (d->err) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "cannot transform the image: %s\n", image_strerror(d->err));
-        publish_error(d, d->err == -ENOMEM ? 503 : 422, "image-error", msg);
-    } else {
-        log_info("image %.*s [%s]: transformed %zu -> %zu bytes in %lld us", (int)d->url_len, d->url, d->vkey,
-                 d->src.len, d->out.len, (long long)(worker_now_us() - (uint64_t)d->started_us));
-        publish_variant(d, true);
-    }
-    derive_unref(d); /* the task's */
-}
-
-/* The owner is gone (shutdown): drop the result here. */
-static void abandon(void *arg)
-{
-    derive_t *d = arg;
-    derive_unref(d);
-}
-
-static void transform_task(void *arg)
-{
-    derive_t *d = arg;
-    image_out_t out = { 0 };
-    d->err = image_transform(d->src.data, d->src.len, &d->px->image_opts, &d->rq, &out);
-    if (!d->err) {
-        if (buf_append(&d->out, out.data, out.len))
-            d->err = -ENOMEM;
-        d->ctype = out.content_type;
-    }
-    image_out_free(&out);
-    if (worker_post(d->w, transformed, d))
-        abandon(d);
-}
-
-static const image_fit_t fits[] = {
-    [POLICY_IMAGE_FIT_COVER] = IMAGE_FIT_COVER, [POLICY_IMAGE_FIT_CONTAIN] = IMAGE_FIT_CONTAIN,
-    [POLICY_IMAGE_FIT_FILL] = IMAGE_FIT_FILL,   [POLICY_IMAGE_FIT_INSIDE] = IMAGE_FIT_INSIDE,
-    [POLICY_IMAGE_FIT_OUTSIDE] = IMAGE_FIT_OUTSIDE,
-};
-static const image_gravity_t gravities[] = {
-    [POLICY_IMAGE_GRAVITY_CENTER] = IMAGE_GRAVITY_CENTRE,        [POLICY_IMAGE_GRAVITY_NORTH] = IMAGE_GRAVITY_NORTH,
-    [POLICY_IMAGE_GRAVITY_SOUTH] = IMAGE_GRAVITY_SOUTH,          [POLICY_IMAGE_GRAVITY_EAST] = IMAGE_GRAVITY_EAST,
-    [POLICY_IMAGE_GRAVITY_WEST] = IMAGE_GRAVITY_WEST,            [POLICY_IMAGE_GRAVITY_NORTHEAST] = IMAGE_GRAVITY_NORTH_EAST,
-    [POLICY_IMAGE_GRAVITY_NORTHWEST] = IMAGE_GRAVITY_NORTH_WEST, [POLICY_IMAGE_GRAVITY_SOUTHEAST] = IMAGE_GRAVITY_SOUTH_EAST,
-    [POLICY_IMAGE_GRAVITY_SOUTHWEST] = IMAGE_GRAVITY_SOUTH_WEST, [POLICY_IMAGE_GRAVITY_SMART] = IMAGE_GRAVITY_SMART,
-};
-static const image_format_t formats[] = {
-    [POLICY_IMAGE_FMT_SAME] = IMAGE_FORMAT_SAME, [POLICY_IMAGE_FMT_JPEG] = IMAGE_FORMAT_JPEG,
-    [POLICY_IMAGE_FMT_PNG] = IMAGE_FORMAT_PNG,   [POLICY_IMAGE_FMT_WEBP] = IMAGE_FORMAT_WEBP,
-    [POLICY_IMAGE_FMT_AVIF] = IMAGE_FORMAT_AVIF,
-};
-
-/* Read an object's whole body (and tags) from the store into d; false
- * when that version is gone. */
-static bool read_stored(derive_t *d, const store_key_t *k, uint64_t object_id)
+bool derive_read_stored(derive_t *d, const store_key_t *k, uint64_t object_id)
 {
     store_reader_t *rd = d->pw->rd;
     store_obj_t obj;
@@ -418,89 +112,6 @@ out:
 }
 
 /* The existing variant made from this very source response, if stored. */
-static bool reuse_stored(derive_t *d, uint64_t link)
-{
-    store_reader_t *rd = d->pw->rd;
-    store_key_t k = { .variant = image_variant_id(d->src_variant, d->vkey, d->vkey_len) };
-    memcpy(k.hash, d->hash, 16);
-    store_obj_t obj;
-    object_meta_t m;
-    buf_t id;
-    buf_init(&id, 512);
-    bool ok = false;
-    if (image_identity(&id, d->vkey, d->vkey_len, link) || store_read_begin(rd) != STORE_OK) {
-        buf_free(&id);
-        return false;
-    }
-    if (store_get(rd, &k, &obj) == STORE_OK && obj.url_len == d->url_len &&
-        memcmp(obj.url, d->url, d->url_len) == 0 && object_meta_decode(obj.meta, obj.meta_len, &m) == 0 &&
-        m.vary_len == id.len && memcmp(m.vary, id.data, id.len) == 0) {
-        http_slice_t ct;
-        static const char *const types[] = { "image/jpeg", "image/png", "image/webp", "image/avif" };
-        if (object_meta_field(m.block, m.block_len, "content-type", &ct))
-            for (size_t i = 0; i < 4; i++)
-                if (strlen(types[i]) == ct.len && memcmp(types[i], ct.p, ct.len) == 0)
-                    d->ctype = types[i];
-        ok = d->ctype != NULL;
-        for (uint32_t i = 0; ok && !obj.body && i < obj.nchunks; i++) {
-            const uint8_t *c;
-            size_t n;
-            ok = store_get_chunk(rd, obj.object_id, i, &c, &n) == STORE_OK && buf_append(&d->out, c, n) == 0;
-        }
-        if (ok && obj.body)
-            ok = buf_append(&d->out, obj.body, obj.body_len) == 0;
-        if (ok)
-            store_touch(rd, &k);
-    }
-    store_read_end(rd);
-    buf_free(&id);
-    if (!ok)
-        buf_reset(&d->out);
-    return ok;
-}
-
-/* Everything about the source is known: relay it, reuse, or transform. */
-static void got_source(derive_t *d)
-{
-    if (d->src_status != 200) {
-        relay_source(d, "image-source-status");
-        return;
-    }
-    http_slice_t ct = { "", 0 };
-    object_meta_field(d->src_block.data, d->src_block.len, "content-type", &ct);
-    policy_image_fmt_t sfmt = policy_image_fmt_from_content_type(ct.p, ct.len);
-    if (sfmt == POLICY_IMAGE_FMT_SAME) {
-        relay_source(d, "image-not-image"); /* not an image we transform: as it is */
-        return;
-    }
-    if (d->too_large) {
-        publish_error(d, 422, "image-too-large", "the source image is over image_max_size\n");
-        return;
-    }
-    uint64_t link = image_link(d->src_block.data, d->src_block.len, d->src.len);
-    if (d->src_stored && reuse_stored(d, link)) {
-        publish_variant(d, false);
-        return;
-    }
-    policy_image_fmt_t fmt = d->choice == POLICY_IMAGE_FMT_SAME ? sfmt : d->choice;
-    d->rq = (image_req_t){
-        .w = (int)d->params.w,
-        .h = (int)d->params.h,
-        .fit = fits[d->params.fit],
-        .gravity = gravities[d->params.gravity],
-        .format = formats[d->choice],
-        .quality = (int)policy_image_quality(&d->params, fmt),
-    };
-    d->started_us = (int64_t)worker_now_us();
-    derive_ref(d); /* the task's */
-    int rc = task_pool_submit(d->px->image_pool, transform_task, abandon, d);
-    if (rc) {
-        derive_unref(d);
-        publish_error(d, 503, "image-queue-full",
-                      rc == -EBUSY ? "too many images are being resized: try again shortly\n" : "shutting down\n");
-    }
-}
-
 /* --- reading the source's fetch --- */
 
 static void src_pump(derive_t *d);
@@ -583,7 +194,7 @@ static void src_failed(derive_t *d, const fetch_view_t *v)
     char block[96];
     int n = snprintf(block, sizeof block, "Content-Type: text/plain\r\nCache-Control: no-store\r\n");
     policy_entry_t e = { .response_time = proxy_now() };
-    publish(d, timeout ? 504 : 502, block, (size_t)n, "", 0, &e, timeout ? "upstream-timeout" : "upstream-error", msg,
+    derive_publish(d, timeout ? 504 : 502, block, (size_t)n, "", 0, &e, timeout ? "upstream-timeout" : "upstream-error", msg,
             strlen(msg), true, false);
     derive_end(d);
 }
@@ -602,7 +213,7 @@ static void src_pump(derive_t *d)
                 (d->src_collapsed && v.state != FETCH_FAILED && v.req_hdrs &&
                  !policy_vary_response_matches_with(v.hdrs, px->pass_keyed, px->pass_keyed_len, v.req_hdrs,
                                                     &d->req_hdrs))) {
-                go_private(d);
+                derive_go_private(d);
                 return;
             }
             if (v.state == FETCH_FAILED) {
@@ -611,7 +222,7 @@ static void src_pump(derive_t *d)
             }
             if (!src_head(d, &v)) {
                 src_detach(d);
-                publish_error(d, 503, "no-memory", "out of memory\n");
+                derive_publish_error(d, 503, "no-memory", "out of memory\n");
                 return;
             }
         }
@@ -623,7 +234,7 @@ static void src_pump(derive_t *d)
                 d->too_large = true;
             } else if (buf_append(&d->src, iov[i].base, iov[i].len)) {
                 src_detach(d);
-                publish_error(d, 503, "no-memory", "out of memory\n");
+                derive_publish_error(d, 503, "no-memory", "out of memory\n");
                 return;
             }
         }
@@ -632,7 +243,7 @@ static void src_pump(derive_t *d)
              * goes on for the cache without us. */
             buf_free(&d->src);
             src_detach(d);
-            got_source(d);
+            derive_got_source(d);
             return;
         }
         fetch_consumed(d->sf, &d->src_waiter, got);
@@ -642,11 +253,11 @@ static void src_pump(derive_t *d)
         }
         if (v.state == FETCH_DONE && d->src_waiter.off >= v.avail) {
             src_detach(d);
-            if (d->revalidated && !read_stored(d, &d->reval_key, d->reval_object_id)) {
-                publish_error(d, 503, "image-source-gone", "the source changed meanwhile: try again\n");
+            if (d->revalidated && !derive_read_stored(d, &d->reval_key, d->reval_object_id)) {
+                derive_publish_error(d, 503, "image-source-gone", "the source changed meanwhile: try again\n");
                 return;
             }
-            got_source(d);
+            derive_got_source(d);
             return;
         }
         if (d->src_waiter.off >= v.avail)
@@ -714,7 +325,7 @@ static derive_t *derive_new(preq_t *p, fetch_t *vf)
 static bool source_from_store(derive_t *d, const stored_t *s)
 {
     object_meta_t m;
-    if (object_meta_decode(s->meta, s->meta_len, &m) || !read_stored(d, &s->key, s->object_id))
+    if (object_meta_decode(s->meta, s->meta_len, &m) || !derive_read_stored(d, &s->key, s->object_id))
         return false;
     d->src_status = m.status;
     d->src_entry = m.entry;
@@ -741,7 +352,7 @@ void derive_start(preq_t *p, bool private_)
     fetch_set_request(vf, &p->req->hdrs, proxy_now()); /* collapsed waiters must match the source's Vary */
     if (p->img->src_usable && p->stored) {
         if (source_from_store(d, p->stored)) {
-            got_source(d);
+            derive_got_source(d);
             return;
         }
         lookup_stored_free(p->stored); /* gone meanwhile: fetch it whole */
@@ -759,7 +370,7 @@ void derive_start(preq_t *p, bool private_)
         d->sf = fetch_join(d->px->fetches, sk, &d->src_waiter, &src_created);
     }
     if (!d->sf) {
-        publish_error(d, 503, "no-memory", "out of memory\n");
+        derive_publish_error(d, 503, "no-memory", "out of memory\n");
         return;
     }
     d->src_collapsed = !src_created;
@@ -831,3 +442,4 @@ void derive_teardown(proxy_t *px)
     px->image_pool = NULL;
     image_shutdown();
 }
+
