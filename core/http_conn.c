@@ -32,12 +32,39 @@ void conn_set_state(http_conn_t *c, conn_state_t to)
     c->state = to;
 }
 
+/* Milliseconds between checks of a request's receive rate. */
+#define RATE_CHECK_MS 1000
+/* The rate is not judged in a request's first moments (a slow start). */
+#define RATE_GRACE_MS 2000
+
+static uint64_t now_ms(void)
+{
+    return worker_now_us() / 1000;
+}
+
+/* While a request is read: past header_timeout, or slower on average than
+ * min_recv_rate (a slowloris trickling bytes to keep the connection)? */
+static bool reading_too_slow(const http_conn_t *c, uint64_t now)
+{
+    const http_server_opts_t *o = &c->srv->opts;
+    uint64_t elapsed = now - c->read_start_ms;
+    if (elapsed >= o->header_timeout_ms)
+        return true;
+    return o->min_recv_rate && elapsed >= RATE_GRACE_MS && c->read_bytes * 1000 < (uint64_t)o->min_recv_rate * elapsed;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     http_conn_t *c = t->data;
     switch (c->state) {
     case CONN_READING:
+        if (!reading_too_slow(c, now_ms())) {
+            conn_timer_arm(c);
+            break;
+        }
         /* Headers or body too slow: 408, then close. */
+        log_debug("%s: request not received in time (%llu bytes in %llu ms)", c->client,
+                  (unsigned long long)c->read_bytes, (unsigned long long)(now_ms() - c->read_start_ms));
         conn_error(c, 408, "request not received in time\n");
         break;
     case CONN_HANDLING:
@@ -55,8 +82,18 @@ void conn_timer_arm(http_conn_t *c)
     const http_server_opts_t *o = &c->srv->opts;
     uint64_t ms = 0;
     switch (c->state) {
-    case CONN_IDLE: ms = o->idle_timeout_ms; break;
-    case CONN_READING: ms = o->header_timeout_ms; break;
+    case CONN_IDLE:
+        /* A connection that never sent a request gets the header timeout:
+         * idle keep-alive time is for clients that did. */
+        ms = c->requests ? o->idle_timeout_ms : o->header_timeout_ms;
+        break;
+    case CONN_READING: {
+        uint64_t elapsed = now_ms() - c->read_start_ms;
+        ms = elapsed < o->header_timeout_ms ? o->header_timeout_ms - elapsed : 1;
+        if (o->min_recv_rate && ms > RATE_CHECK_MS)
+            ms = RATE_CHECK_MS;
+        break;
+    }
     case CONN_HANDLING: ms = c->pending ? o->send_timeout_ms : 0; break;
     case CONN_LINGER: ms = LINGER_MS; break;
     case CONN_CLOSED: ms = 0; break;
@@ -104,7 +141,12 @@ static int on_message_begin(llhttp_t *p)
     http_conn_t *c = p->data;
     req_reset(c);
     c->req.start_us = worker_now_us();
+    unsigned max = c->srv->opts.max_requests_per_connection;
+    if (++c->requests >= max && max)
+        c->force_close = true; /* the last one on this connection */
     if (c->state == CONN_IDLE) {
+        c->read_start_ms = now_ms();
+        c->read_bytes = 0;
         conn_set_state(c, CONN_READING);
         conn_timer_arm(c);
     }
@@ -429,6 +471,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     } else {
         conn_process(c, b->base, (size_t)n, false);
     }
+    if (c->state == CONN_READING)
+        c->read_bytes += (uint64_t)n; /* for min_recv_rate (c is freed only by a later callback) */
 }
 
 static void conn_read_start(http_conn_t *c)
@@ -452,6 +496,8 @@ static void on_timer_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     worker_conn_add(s->worker, -1);
+    if (c->counted_total)
+        atomic_fetch_sub(s->opts.conns_total, 1);
     buf_free(&c->target);
     buf_free(&c->saved);
     buf_free(&c->head);
@@ -526,6 +572,9 @@ void http_server_opts_from_config(http_server_opts_t *o, const config_t *cfg)
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .send_timeout_ms = cfg->send_timeout_ms,
         .max_connections = cfg->max_connections,
+        .max_connections_total = cfg->max_connections_total,
+        .max_requests_per_connection = cfg->max_requests_per_connection,
+        .min_recv_rate = cfg->min_recv_rate,
     };
 }
 
@@ -559,6 +608,14 @@ void http_server_accept(http_server_t *s, uv_tcp_t *listener)
     if (s->stopping || worker_conn_count(s->worker) >= s->opts.max_connections) {
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
+    }
+    if (s->opts.conns_total) {
+        if (atomic_fetch_add(s->opts.conns_total, 1) >= s->opts.max_connections_total) {
+            atomic_fetch_sub(s->opts.conns_total, 1);
+            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+            return;
+        }
+        c->counted_total = true;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_init(worker_loop(s->worker), &c->timer);

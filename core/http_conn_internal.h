@@ -45,6 +45,10 @@ struct http_conn {
     bool reading;
     bool in_dispatch;         /* inside on_request: finish must not re-enter the parser */
     bool force_close;         /* close after this response */
+    bool counted_total;       /* counted in opts.conns_total */
+    unsigned requests;        /* requests begun on this connection */
+    uint64_t read_start_ms;   /* when the request being read began */
+    uint64_t read_bytes;      /* bytes of it received so far */
     char client[48];
     const char *log_tag;
 

@@ -45,6 +45,7 @@ static void *w_init(worker_t *w, void *ud)
     http_server_opts_t so;
     http_server_opts_from_config(&so, cfg);
     so.error_headers = px->error_headers;
+    so.conns_total = &px->conns_total; /* one bound across the workers */
     so.on_request = preq_on_request;
     so.ud = pw;
     upstream_opts_t uo = {
@@ -274,6 +275,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     }
     px->n_purge_peers = (size_t)np;
     atomic_init(&px->purge_peer_failures, 0);
+    atomic_init(&px->conns_total, 0);
     if (cfg->purge_token_file[0]) {
         /* Read once at start-up: the token never sits on a command line. */
         int rc = purge_token_load(cfg->purge_token_file, px->purge_token, sizeof px->purge_token, err, errlen);

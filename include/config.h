@@ -76,6 +76,9 @@ typedef struct config {
     char purge_token_file[512];   /* "": purging is off */
     char purge_peers[1024];       /* host:port list a purge is passed on to */
     uint64_t purge_retry_for_ms;
+    unsigned max_connections_total; /* all workers' client connections together */
+    unsigned max_requests_per_connection;
+    unsigned min_recv_rate;       /* bytes/s a request must arrive at (0: off) */
     unsigned image_workers;       /* transform threads; 0 = number of cores */
     unsigned image_queue;         /* transforms that may wait for a thread (503 beyond) */
     uint64_t image_max_pixels;    /* source width x height */

@@ -11,6 +11,7 @@
 #ifndef CDN_HTTP_SERVER_H
 #define CDN_HTTP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -44,6 +45,14 @@ typedef struct http_server_opts {
     size_t max_header_size, max_uri_size, max_body_size;
     uint64_t header_timeout_ms, idle_timeout_ms, send_timeout_ms;
     unsigned max_connections;   /* per worker */
+    /* All the workers' connections together (0: no bound): a counter the
+     * node shares between its servers. Borrowed, like error_headers. */
+    unsigned max_connections_total;
+    atomic_uint *conns_total;
+    unsigned max_requests_per_connection; /* then Connection: close (0: no bound) */
+    /* Slowloris: a request's head and body must arrive at this many bytes
+     * a second on average, checked each second after the first two (0: off). */
+    unsigned min_recv_rate;
     /* Header lines added to the errors the server itself answers (400, 408,
      * 413, 414, 431...), e.g. the node's Cache-Status; may be NULL. Borrowed:
      * must outlive the server. */

@@ -51,6 +51,7 @@ struct proxy {
     char purge_peers[PURGE_PEERS_MAX][256];
     size_t n_purge_peers, n_purge_shields;
     atomic_uint_fast64_t purge_peer_failures; /* failed attempts to pass a purge on */
+    atomic_uint conns_total;   /* client connections of every worker (max_connections_total) */
     /* image resizing (rules with image = on; image_req.c, derive.c) */
     struct task_pool *image_pool; /* transform threads, or NULL when no rule resizes */
     image_opts_t image_opts;
