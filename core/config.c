@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config_internal.h"
+#include "policy_ratelimit.h"
 #include "http_fields.h"
 #include "policy_cache.h"
 
@@ -90,6 +91,64 @@ int config_parse_duration(const char *s, uint64_t *out_ms)
     if (v > UINT64_MAX / mul)
         return -EINVAL;
     *out_ms = v * mul;
+    return 0;
+}
+
+int config_parse_rate(const char *s, config_rate_t *out)
+{
+    if (strcmp(s, "off") == 0 || strcmp(s, "0") == 0) {
+        *out = (config_rate_t){ 0, 0 };
+        return 0;
+    }
+    /* N[.ddd][/s|/m|/h][ burst M] */
+    const char *p = s;
+    uint64_t whole = 0, frac = 0;
+    int digits = 0;
+    if (!isdigit((unsigned char)*p))
+        return -EINVAL;
+    while (isdigit((unsigned char)*p) && whole < 100000000)
+        whole = whole * 10 + (uint64_t)(*p++ - '0');
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p) && digits < 3) {
+            frac = frac * 10 + (uint64_t)(*p++ - '0');
+            digits++;
+        }
+        if (!digits || isdigit((unsigned char)*p))
+            return -EINVAL;
+    }
+    while (digits++ < 3)
+        frac *= 10;
+    uint64_t per = 1;
+    if (*p == '/') {
+        per = p[1] == 's' ? 1 : p[1] == 'm' ? 60 : p[1] == 'h' ? 3600 : 0;
+        if (!per)
+            return -EINVAL;
+        p += 2;
+    }
+    uint64_t milli = (whole * 1000 + frac + per / 2) / per; /* 1/m: 16.67 -> 17 thousandths */
+    if (milli == 0 || milli > UINT32_MAX)
+        return -EINVAL;
+    uint64_t burst = (milli + 999) / 1000;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncmp(p, "burst", 5) == 0) {
+        p += 5;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)*p))
+            return -EINVAL;
+        burst = strtoull(p, &end, 10);
+        if (errno || burst == 0 || burst > 100000000)
+            return -EINVAL;
+        p = end;
+    }
+    if (*p)
+        return -EINVAL;
+    out->rate_milli = (uint32_t)milli;
+    out->burst = (uint32_t)(burst ? burst : 1);
     return 0;
 }
 
@@ -181,6 +240,8 @@ static const char *type_expect(const config_setting_t *s)
     case CONFIG_ENUM: return s->choices;
     case CONFIG_ADDR: return "host:port";
     case CONFIG_NAMES: return "header names, comma-separated (not Host, Via, X-Forwarded-For or hop-by-hop fields)";
+    case CONFIG_RATE: return "off, or a rate such as 10, 10/s, 600/m or 0.5/s, optionally followed by 'burst N'";
+    case CONFIG_CIDRS: return "IPv4/IPv6 addresses or CIDRs, comma-separated";
     }
     return "a value";
 }
@@ -206,6 +267,19 @@ int config_set(config_t *cfg, unsigned prog, const char *key, const char *value,
         else
             strcpy(field, value);
         break;
+    case CONFIG_RATE:
+        bad = config_parse_rate(value, (config_rate_t *)field) != 0;
+        break;
+    case CONFIG_CIDRS: {
+        static policy_rl_cidrs_t list; /* large: off the stack; config is read on one thread */
+        char why[160];
+        if (strlen(value) >= s->size)
+            return config_fail(err, errlen, "%s: %s: value longer than %zu bytes", where, key, s->size - 1);
+        if (policy_rl_cidrs_parse(&list, value, why, sizeof why))
+            return config_fail(err, errlen, "%s: %s: %s", where, key, why);
+        strcpy(field, value);
+        return 0;
+    }
     case CONFIG_ADDR: {
         char host[256];
         unsigned port;

@@ -23,7 +23,7 @@
 /* Index of each row below; bit i of policy_rule_t.set. */
 enum {
     K_DEFAULT_TTL, K_MIN_TTL, K_MAX_TTL, K_ORIGIN_CC, K_SWR, K_SIE, K_SWS, K_HEURISTIC_MAX,
-    K_QUERY, K_COOKIE, K_STORE_SET_COOKIE, K_CDN_CC, K_IMAGE, K_IMAGE_WIDTHS, K_IMAGE_ROUND, K_COUNT
+    K_QUERY, K_COOKIE, K_STORE_SET_COOKIE, K_CDN_CC, K_IMAGE, K_IMAGE_WIDTHS, K_IMAGE_ROUND, K_RATE, K_COUNT
 };
 
 /* def is in file syntax and parses to what policy_rule_defaults sets (a
@@ -59,6 +59,8 @@ const config_rule_setting_t config_rule_settings[] = {
                          "the output widths allowed (after dpr), ascending; others are rounded up or refused (image_widths_round)" },
     [K_IMAGE_ROUND] = { "image_widths_round", CONFIG_RULE_ENUM, "up", "up|refuse", OFF(widths_round),
                         "a width not in image_widths: up = the next allowed one, refuse = 400" },
+    [K_RATE] = { "rate_limit", CONFIG_RULE_RATE, "none", "none|RATE [burst N]", OFF(rate_milli),
+                 "this rule's own limit per client (its own bucket), e.g. 5/s burst 10; none = the node's rate_limit" },
     [K_COUNT] = { 0 },
 };
 
@@ -381,6 +383,18 @@ int config_rule_set(policy_rule_t *r, const char *key, const char *value, char *
     case CONFIG_RULE_WIDTHS:
         rc = parse_widths(r, value, err, errlen);
         break;
+    case CONFIG_RULE_RATE: {
+        config_rate_t cr = { 0, 0 };
+        if (strcmp(value, "none") != 0 && (config_parse_rate(value, &cr) || !cr.rate_milli))
+            rc = config_fail(err, errlen, "rate_limit: expected none or a rate such as 10/s, 600/m or 0.5/s, "
+                                          "optionally followed by 'burst N', got '%s'", value);
+        else {
+            r->rate_milli = cr.rate_milli;
+            r->rate_burst = cr.burst;
+            rc = 0;
+        }
+        break;
+    }
     }
     if (!rc)
         r->set |= 1u << (s - config_rule_settings);
@@ -452,6 +466,14 @@ static void format_value(char *out, size_t len, const policy_rule_t *r, const co
             w += (size_t)snprintf(out + w, len - w, " %s", r->params[i]);
         return;
     }
+    case CONFIG_RULE_RATE:
+        if (!r->rate_milli)
+            snprintf(out, len, "none");
+        else if (r->rate_milli % 1000 == 0)
+            snprintf(out, len, "%u/s burst %u", r->rate_milli / 1000, r->rate_burst);
+        else
+            snprintf(out, len, "%u.%03u/s burst %u", r->rate_milli / 1000, r->rate_milli % 1000, r->rate_burst);
+        return;
     case CONFIG_RULE_WIDTHS: {
         size_t w = (size_t)snprintf(out, len, "%s", r->n_widths ? "" : "any");
         for (unsigned i = 0; i < r->n_widths && w < len; i++)
@@ -487,6 +509,7 @@ static const char *type_doc(const config_rule_setting_t *s)
     case CONFIG_RULE_BOOL: return "on|off";
     case CONFIG_RULE_ENUM:
     case CONFIG_RULE_LIST:
+    case CONFIG_RULE_RATE:
     case CONFIG_RULE_WIDTHS: return s->choices;
     }
     return "";

@@ -498,6 +498,8 @@ static void on_timer_closed(uv_handle_t *h)
     worker_conn_add(s->worker, -1);
     if (c->counted_total)
         atomic_fetch_sub(s->opts.conns_total, 1);
+    if (c->accept_counted)
+        s->opts.on_conn_close(s->opts.ud, c->accept_tag);
     buf_free(&c->target);
     buf_free(&c->saved);
     buf_free(&c->head);
@@ -617,18 +619,29 @@ void http_server_accept(http_server_t *s, uv_tcp_t *listener)
         }
         c->counted_total = true;
     }
+    int alen = sizeof c->peer;
+    strcpy(c->client, "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &alen) == 0) {
+        if (c->peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&c->peer, c->client, sizeof c->client);
+        else
+            uv_ip4_name((struct sockaddr_in *)&c->peer, c->client, sizeof c->client);
+    } else {
+        c->peer.ss_family = AF_UNSPEC;
+    }
+    if (s->opts.on_accept) {
+        int rc = s->opts.on_accept(s->opts.ud, (struct sockaddr *)&c->peer, c->accept_tag);
+        if (rc < 0) {
+            if (c->counted_total)
+                atomic_fetch_sub(s->opts.conns_total, 1);
+            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+            return;
+        }
+        c->accept_counted = rc == 0;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_init(worker_loop(s->worker), &c->timer);
     c->timer.data = c;
-    struct sockaddr_storage ss;
-    int alen = sizeof ss;
-    strcpy(c->client, "-");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &alen) == 0) {
-        if (ss.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&ss, c->client, sizeof c->client);
-        else
-            uv_ip4_name((struct sockaddr_in *)&ss, c->client, sizeof c->client);
-    }
     buf_init(&c->target, s->opts.max_uri_size + 1);
     buf_init(&c->saved, 0);
     buf_init(&c->head, 0);
@@ -673,6 +686,12 @@ void http_server_free(http_server_t *s)
 }
 
 void *http_conn_ud(http_conn_t *c) { return c->srv->opts.ud; }
+const struct sockaddr *http_conn_peer(const http_conn_t *c) { return (const struct sockaddr *)&c->peer; }
+
+void http_conn_drop(http_conn_t *c)
+{
+    conn_close(c); /* runs the request's abort callback */
+}
 http_server_t *http_conn_server(http_conn_t *c) { return c->srv; }
 worker_t *http_conn_worker(http_conn_t *c) { return c->srv->worker; }
 void http_conn_set_log_tag(http_conn_t *c, const char *tag) { c->log_tag = tag; }

@@ -46,6 +46,9 @@ struct http_conn {
     bool in_dispatch;         /* inside on_request: finish must not re-enter the parser */
     bool force_close;         /* close after this response */
     bool counted_total;       /* counted in opts.conns_total */
+    bool accept_counted;      /* on_conn_close is owed, with accept_tag */
+    unsigned char accept_tag[16];
+    struct sockaddr_storage peer;
     unsigned requests;        /* requests begun on this connection */
     uint64_t read_start_ms;   /* when the request being read began */
     uint64_t read_bytes;      /* bytes of it received so far */

@@ -21,6 +21,7 @@
 #include "derive.h"
 #include "hash.h"
 #include "image_req.h"
+#include "limit.h"
 #include "log.h"
 #include "policy_key.h"
 #include "purge.h"
@@ -144,6 +145,7 @@ static preq_t *preq_new(proxy_worker_t *pw)
     p->f = NULL;
     memset(&p->waiter, 0, sizeof p->waiter);
     p->collapsed = false;
+    p->rl.on = false;
     p->interims_seen = 0;
     return p;
 }
@@ -206,11 +208,20 @@ void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const 
 
 void preq_respond(preq_t *p, int status, const char *detail, const char *body)
 {
+    if (p->c)
+        http_conn_set_log_tag(p->c, "error");
+    preq_respond_with(p, status, detail, body, NULL);
+}
+
+void preq_respond_with(preq_t *p, int status, const char *detail, const char *body, const char *lines)
+{
     http_conn_t *c = p->c;
     if (!c)
         return;
     buf_t extra;
     buf_init(&extra, 0);
+    if (lines)
+        buf_puts(&extra, lines);
     char params[160];
     if (detail)
         snprintf(params, sizeof params, "; fwd=%s; detail=%s", p->fwd ? p->fwd : "bypass", detail);
@@ -218,7 +229,6 @@ void preq_respond(preq_t *p, int status, const char *detail, const char *body)
         snprintf(params, sizeof params, "; fwd=%s", p->fwd ? p->fwd : "bypass");
     preq_cache_status(p, &extra, NULL, 0, params);
     buf_printf(&extra, "Via: %s\r\n", p->pw->px->via);
-    http_conn_set_log_tag(c, "error");
     preq_ref(p); /* http_resp_simple may end the connection (and p's reference) */
     http_resp_simple(c, status, extra.data, "text/plain", body, strlen(body));
     buf_free(&extra);
@@ -326,10 +336,12 @@ static preq_state_t step_recv(preq_t *p)
     return PREQ_LIMIT;
 }
 
-/* Admission, then what kind of request this is. Rate limiting (issue 12)
- * decides here, before the store is read; nothing limits yet. */
+/* Admission (rate limiting, limit.c), before the store is read; then
+ * what kind of request this is. */
 static preq_state_t step_limit(preq_t *p)
 {
+    if (!limit_admit(p))
+        return PREQ_DONE; /* 429, or the connection closed: neither the store nor upstream saw it */
     http_req_t *req = p->req;
     bool cacheable = req->method == HTTP_GET || req->method == HTTP_HEAD;
     if (!cacheable) {
@@ -371,6 +383,7 @@ static preq_state_t step_lookup(preq_t *p)
  * derivation that requests for the same variant share (derive.c). */
 static preq_state_t step_derive(preq_t *p)
 {
+    limit_charge(p); /* upstream-bound: the rest of miss_cost */
     preq_set_state(p, PREQ_FETCH);
     derive_start(p, strcmp(p->fwd, "request") == 0 || strcmp(p->fwd, "bypass") == 0);
     return p->state; /* FETCH, or DELIVER / DONE if answered already */
@@ -378,6 +391,7 @@ static preq_state_t step_derive(preq_t *p)
 
 static preq_state_t step_miss(preq_t *p)
 {
+    limit_charge(p); /* upstream-bound: the rest of miss_cost */
     preq_set_state(p, PREQ_FETCH); /* first: the fetch may answer at once */
     stream_fill(p);
     return p->state; /* FETCH, or DELIVER if a response is already on its way */
@@ -385,6 +399,7 @@ static preq_state_t step_miss(preq_t *p)
 
 static preq_state_t step_validate(preq_t *p)
 {
+    limit_charge(p); /* upstream-bound: the rest of miss_cost */
     preq_set_state(p, PREQ_FETCH);
     stream_private(p, true);
     return p->state; /* FETCH, or DELIVER if a response is already on its way */
@@ -392,6 +407,7 @@ static preq_state_t step_validate(preq_t *p)
 
 static preq_state_t step_pass(preq_t *p)
 {
+    limit_charge(p); /* upstream-bound: the rest of miss_cost */
     preq_set_state(p, PREQ_FETCH);
     stream_private(p, false);
     return p->state; /* FETCH, or DELIVER if a response is already on its way */

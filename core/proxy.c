@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "derive.h"
+#include "limit.h"
 #include "hash.h"
 #include "log.h"
 #include "policy_key.h"
@@ -46,6 +47,8 @@ static void *w_init(worker_t *w, void *ud)
     http_server_opts_from_config(&so, cfg);
     so.error_headers = px->error_headers;
     so.conns_total = &px->conns_total; /* one bound across the workers */
+    so.on_accept = limit_on_accept;
+    so.on_conn_close = limit_on_conn_close;
     so.on_request = preq_on_request;
     so.ud = pw;
     upstream_opts_t uo = {
@@ -302,9 +305,13 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .max_tags = cfg->max_tags,
         .max_tag_bytes = cfg->max_tag_bytes,
     };
-    int rc = derive_setup(px, err, errlen);
-    if (!rc && (rc = store_open(&px->store, &so, err, errlen)))
+    int rc = limit_setup(px, err, errlen);
+    if (!rc && (rc = derive_setup(px, err, errlen)))
+        limit_teardown(px);
+    if (!rc && (rc = store_open(&px->store, &so, err, errlen))) {
         derive_teardown(px);
+        limit_teardown(px);
+    }
     if (rc) {
         pool_free(px->primary);
         pool_free(px->fallback);
@@ -337,6 +344,7 @@ void proxy_free(proxy_t *px)
     derive_teardown(px); /* transforms finish before the store they would write to closes */
     store_close(px->store);
     fetch_table_free(px->fetches);
+    limit_teardown(px);
     pool_free(px->primary);
     pool_free(px->fallback);
     free(px->opts);

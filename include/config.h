@@ -31,10 +31,21 @@ typedef enum config_type {
     CONFIG_BOOL,     /* on/off, yes/no, true/false, 1/0 */
     CONFIG_ENUM,     /* one of a '|'-separated list, stored as its index */
     CONFIG_ADDR,     /* host:port (IPv4 or [IPv6]) */
+    CONFIG_RATE,     /* config_parse_rate syntax, into a config_rate_t */
+    CONFIG_CIDRS,    /* IPv4/IPv6 addresses and CIDRs, comma- or space-separated */
     CONFIG_NAMES,    /* comma-separated request header names (tokens) that a
                       * node may forward as sent: not Host, Via,
                       * X-Forwarded-For nor a hop-by-hop field */
 } config_type_t;
+
+/* A request rate limit: "off", or "RATE" or "RATE burst N" where RATE is
+ * N (per second), N/s, N/m or N/h, N with up to three decimals (0.5/s).
+ * rate_milli: thousandths of a request per second (0 = off); burst: the
+ * bucket (default: one second's worth, at least 1). */
+typedef struct config_rate {
+    uint32_t rate_milli;
+    uint32_t burst;
+} config_rate_t;
 
 typedef struct config {
     unsigned program;             /* CONFIG_EDGE or CONFIG_SHIELD (set by config_defaults) */
@@ -77,6 +88,15 @@ typedef struct config {
     char purge_peers[1024];       /* host:port list a purge is passed on to */
     uint64_t purge_retry_for_ms;
     unsigned max_connections_total; /* all workers' client connections together */
+    config_rate_t rate_limit;     /* per client, for requests no rule limits itself (0: off) */
+    unsigned miss_cost;           /* tokens a request that goes upstream (or transforms) costs */
+    unsigned rate_table_size;     /* clients the shared table remembers */
+    uint64_t penalty_after_ms;    /* over the limit this long -> penalty box (0: no box) */
+    uint64_t penalty_time_ms;
+    unsigned penalty_action;      /* index into "429|close" */
+    char trusted_proxies[1024];   /* CIDRs whose X-Forwarded-For names the client */
+    char allowlist[1024];         /* CIDRs never limited */
+    unsigned max_client_connections; /* open connections per client (0: no bound) */
     unsigned max_requests_per_connection;
     unsigned min_recv_rate;       /* bytes/s a request must arrive at (0: off) */
     unsigned image_workers;       /* transform threads; 0 = number of cores */
@@ -93,6 +113,7 @@ typedef struct config {
 } config_t;
 
 enum { CONFIG_SYNC_COMMIT = 0, CONFIG_SYNC_NONE = 1 };
+enum { CONFIG_PENALTY_429 = 0, CONFIG_PENALTY_CLOSE = 1 }; /* penalty_action */
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 typedef struct config_setting {
@@ -147,6 +168,8 @@ int config_parse_size(const char *s, uint64_t *out);
 /* Parse a duration into milliseconds ("10s", "250ms", "2m", "1d", "5" = 5 s);
  * returns 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *out_ms);
+/* Parse a rate limit (config_rate_t's syntax); 0 or -EINVAL. */
+int config_parse_rate(const char *s, config_rate_t *out);
 /* Split "host:port" / "[v6]:port" into host and port; 0 or -EINVAL. */
 int config_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port);
 
@@ -167,6 +190,7 @@ typedef enum config_rule_type {
     CONFIG_RULE_ENUM,     /* one of choices ("a|b") */
     CONFIG_RULE_LIST,     /* a mode word, then space- or comma-separated items */
     CONFIG_RULE_WIDTHS,   /* "any", or ascending pixel widths, space- or comma-separated */
+    CONFIG_RULE_RATE,     /* "none" (the node's rate_limit), or config_parse_rate syntax */
 } config_rule_type_t;
 
 /* One rule key: the parser, --help and the README rule table come from

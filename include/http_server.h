@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -61,6 +62,11 @@ typedef struct http_server_opts {
      * eventually finish the response (http_resp_finish) unless the abort
      * callback it set is called first. */
     void (*on_request)(http_conn_t *c, http_req_t *req, void *ud);
+    /* Optional: asked for each accepted connection (the peer's address);
+     * < 0 closes it at once, 0 admits it and on_conn_close will be called
+     * with the tag it wrote when it closes, > 0 admits it with no call. */
+    int (*on_accept)(void *ud, const struct sockaddr *peer, unsigned char tag[16]);
+    void (*on_conn_close)(void *ud, const unsigned char tag[16]);
     void *ud;
 } http_server_opts_t;
 
@@ -79,6 +85,11 @@ void http_server_stop(http_server_t *s);
 void http_server_close_all(http_server_t *s);
 /* Free the server state (all connections must be closed). */
 void http_server_free(http_server_t *s);
+/* The connection's peer address (AF_UNSPEC when unknown). */
+const struct sockaddr *http_conn_peer(const http_conn_t *c);
+/* Close the connection at once, without an answer (a client in a penalty
+ * box, say). The request's abort callback runs. */
+void http_conn_drop(http_conn_t *c);
 /* The server's user data (opts.ud) and the connection's worker. */
 void *http_conn_ud(http_conn_t *c);
 http_server_t *http_conn_server(http_conn_t *c);

@@ -80,6 +80,8 @@ typedef struct policy_rule {
     unsigned n_widths;              /* entries in widths; 0 = any width */
     unsigned widths[POLICY_RULE_WIDTHS_MAX]; /* allowed output widths, ascending */
     unsigned widths_round;          /* POLICY_RULE_WIDTHS_*: a width not listed */
+    uint32_t rate_milli;            /* rate_limit: thousandths of a request/s per client; 0 = the node's */
+    uint32_t rate_burst;
 } policy_rule_t;
 
 /* Reset r to the built-in defaults, matching everything (pattern "*"). */

@@ -19,6 +19,7 @@
 #include "http_server.h"
 #include "lookup.h"
 #include "policy_cache.h"
+#include "policy_ratelimit.h"
 #include "policy_rules.h"
 #include "proxy_state.h"
 
@@ -67,6 +68,12 @@ struct preq {
     fetch_t *f;
     fetch_waiter_t waiter;
     bool collapsed;            /* joined a fetch another request started */
+    struct {                   /* rate limiting (limit.c): the bucket the request was admitted by */
+        bool on;
+        uint32_t scope;
+        policy_rl_key_t key;
+        policy_rl_limit_t lim;
+    } rl;
     unsigned interims_seen;    /* interim responses of f already relayed (or skipped) */
 };
 
@@ -87,6 +94,8 @@ void preq_end(preq_t *p);
 void preq_finish(preq_t *p);
 /* Send a generated response (error or control) and end the request. */
 void preq_respond(preq_t *p, int status, const char *detail, const char *body);
+/* The same with header lines of its own ("Name: value\r\n"...). */
+void preq_respond_with(preq_t *p, int status, const char *detail, const char *body, const char *lines);
 /* Append our Cache-Status member (after the upstream chain cs, if any). */
 void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params);
 /* The key of the collapsing table for p: the URL, or the URL's variant. */

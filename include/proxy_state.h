@@ -18,6 +18,7 @@
 #include "image.h"
 #include "http_server.h"
 #include "policy_cache.h"
+#include "policy_ratelimit.h"
 #include "policy_rules.h"
 #include "pool.h"
 #include "proxy.h"
@@ -52,6 +53,10 @@ struct proxy {
     size_t n_purge_peers, n_purge_shields;
     atomic_uint_fast64_t purge_peer_failures; /* failed attempts to pass a purge on */
     atomic_uint conns_total;   /* client connections of every worker (max_connections_total) */
+    /* rate limiting (limit.c) */
+    struct ratelimit *rl;      /* the buckets and connection counts every worker shares */
+    policy_rl_cidrs_t trusted, allow;
+    atomic_uint_fast64_t *limited; /* requests refused, per rule (cfg->rules order), then the node's */
     /* image resizing (rules with image = on; image_req.c, derive.c) */
     struct task_pool *image_pool; /* transform threads, or NULL when no rule resizes */
     image_opts_t image_opts;

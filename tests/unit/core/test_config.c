@@ -131,6 +131,36 @@ Test(config, bad_files_name_file_line_and_expectation)
     expect_error("pass_headers = Via\n", "expected header names");
 }
 
+/* rate_limit's syntax: N, N/s, N/m, N/h with up to three decimals, an
+ * optional burst (default one second's worth, at least 1); the CIDR lists
+ * name the bad item with file:line. */
+Test(config, rate_limits_and_cidr_lists)
+{
+    config_rate_t r;
+    cr_assert_eq(config_parse_rate("off", &r), 0);
+    cr_assert_eq(r.rate_milli, 0);
+    cr_assert_eq(config_parse_rate("20", &r), 0);
+    cr_assert(r.rate_milli == 20000 && r.burst == 20);
+    cr_assert_eq(config_parse_rate("20/s burst 40", &r), 0);
+    cr_assert(r.rate_milli == 20000 && r.burst == 40);
+    cr_assert_eq(config_parse_rate("6/m", &r), 0);
+    cr_assert(r.rate_milli == 100 && r.burst == 1);
+    cr_assert_eq(config_parse_rate("0.5/s burst 3", &r), 0);
+    cr_assert(r.rate_milli == 500 && r.burst == 3);
+    cr_assert_eq(config_parse_rate("3600/h", &r), 0);
+    cr_assert(r.rate_milli == 1000 && r.burst == 1);
+    cr_assert_eq(config_parse_rate("1/m", &r), 0);
+    cr_assert_eq(r.rate_milli, 17, "rounded to the nearest thousandth");
+    static const char *const bad[] = { "", "fast", "-1", "10/d", "1.2345", "0.0001/h", "10 burst", "10 burst 0",
+                                       "10 bursts 5", "10/s burst 5 more", "0/s" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(config_parse_rate(bad[i], &r), -EINVAL, "'%s'", bad[i]);
+    expect_error("\nrate_limit = 10/d\n", ":2: rate_limit: expected off, or a rate");
+    expect_error("trusted_proxies = 10.0.0.0/8, 300.1.1.1\n", ":1: trusted_proxies: ");
+    expect_error("allowlist = 2001:db8::/129\n", ":1: allowlist: ");
+    expect_error("[rule /api/*]\nrate_limit = lots\n", ":2: rate_limit: expected none or a rate");
+}
+
 Test(config, pass_headers_take_header_name_lists)
 {
     config_t c;
