@@ -239,6 +239,17 @@ void ratelimit_charge(ratelimit_t *t, const policy_rl_key_t *key, uint32_t scope
     on_bucket(t, key, scope, lim, extra, true, now_ms, res ? res : &ignored);
 }
 
+bool ratelimit_boxed(ratelimit_t *t, const policy_rl_key_t *key, uint32_t scope, int64_t now_ms)
+{
+    pthread_mutex_t *mu;
+    bool fresh;
+    entry_t *e = find(t, key, scope, now_ms, false, &mu, &fresh);
+    bool boxed = e && e->scope != RATELIMIT_SCOPE_CONN && e->b.penalty_until_ms != POLICY_RL_NEVER &&
+                 now_ms < e->b.penalty_until_ms;
+    pthread_mutex_unlock(mu);
+    return boxed;
+}
+
 ratelimit_conn_t ratelimit_conn_open(ratelimit_t *t, const policy_rl_key_t *key, uint32_t max, int64_t now_ms)
 {
     pthread_mutex_t *mu;

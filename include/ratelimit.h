@@ -41,6 +41,7 @@
 #ifndef CDN_RATELIMIT_H
 #define CDN_RATELIMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,11 @@ void ratelimit_take(ratelimit_t *t, const policy_rl_key_t *key, uint32_t scope, 
  * for the response's RateLimit field. Thread-safe. */
 void ratelimit_charge(ratelimit_t *t, const policy_rl_key_t *key, uint32_t scope, const policy_rl_limit_t *lim,
                       uint32_t extra, int64_t now_ms, policy_rl_result_t *res);
+
+/* True when key is in the penalty box of scope at now_ms. Makes no entry
+ * and charges nothing: for closing a connection right after accept, before
+ * any request names a rule. Thread-safe. */
+bool ratelimit_boxed(ratelimit_t *t, const policy_rl_key_t *key, uint32_t scope, int64_t now_ms);
 
 typedef enum ratelimit_conn {
     RATELIMIT_CONN_REFUSED,   /* the client has max open: close it (counted in conns_refused) */

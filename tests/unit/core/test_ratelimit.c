@@ -218,9 +218,16 @@ Test(ratelimit, penalty_box_timing)
     int64_t now = 0;
     for (; now < 3200; now += 100)
         cr_assert_not(take(t, 9, &l, now).penalized, "t=%lld", (long long)now);
+    policy_rl_key_t k9 = key_n(9), k10 = key_n(10);
+    cr_assert_not(ratelimit_boxed(t, &k9, 0, now));
     policy_rl_result_t r = take(t, 9, &l, now);
     cr_assert(r.penalized);
     cr_assert_eq(r.retry_after_s, 10);
+    cr_assert(ratelimit_boxed(t, &k9, 0, now));
+    cr_assert(ratelimit_boxed(t, &k9, 0, 13199));
+    cr_assert_not(ratelimit_boxed(t, &k9, 0, 13200));
+    cr_assert_not(ratelimit_boxed(t, &k9, 1, now), "another rule's bucket");
+    cr_assert_not(ratelimit_boxed(t, &k10, 0, now), "unknown: no entry is made");
     cr_assert(take(t, 9, &l, 13199).penalized);
     cr_assert(take(t, 9, &l, 13200).admitted);
     /* Another client, another rule: not boxed. */
@@ -228,6 +235,7 @@ Test(ratelimit, penalty_box_timing)
     ratelimit_stats_t s;
     ratelimit_stats(t, &s);
     cr_assert_eq(s.penalized, 1);
+    cr_assert_eq(s.entries, 2);
     ratelimit_free(t);
 }
 
