@@ -93,7 +93,8 @@ Test(image, formats_explicit_and_negotiated_with_vary_only_for_auto)
     char t[256];
     snprintf(t, sizeof t, SRC "&w=160&fmt=auto");
     th_resp_t *r = image_expect(&env, t, "image/webp;q=0.9, image/png", 160, 120, "webpload");
-    cr_assert(cs_has(r, "; hit"), "%s", th_hdr(r, "cache-status"));
+    /* a hit, or the same transform while it is being stored */
+    cr_assert(cs_has(r, "; hit") || cs_has(r, "; collapsed"), "%s", th_hdr(r, "cache-status"));
     th_resp_free(r);
     cr_assert_eq(image_transforms(&env), before);
 }

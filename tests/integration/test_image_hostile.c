@@ -206,9 +206,10 @@ Test(image_hostile, allowed_widths_round_up_or_refuse)
     th_resp_free(image_expect(&env, "/img/a.jpg?width=800&height=600&w=75&dpr=2", NULL, 200, 150, "jpegload"));
     int before = image_transforms(&env);
     th_resp_t *r = image_expect(&env, "/img/a.jpg?width=800&height=600&w=160", NULL, 200, 150, "jpegload");
-    cr_assert(cs_has(r, "; hit"), "w=160 is the stored w=200 variant: %s", th_hdr(r, "cache-status"));
+    /* the w=200 variant: a hit, or the same transform while it is being stored */
+    cr_assert(cs_has(r, "; hit") || cs_has(r, "; collapsed"), "%s", th_hdr(r, "cache-status"));
     th_resp_free(r);
-    cr_assert_eq(image_transforms(&env), before);
+    cr_assert_eq(image_transforms(&env), before, "no transform of its own");
     /* above the largest: refused, never shrunk silently */
     r = image_get(&env, "GET", "/img/a.jpg?width=800&height=600&w=500", NULL);
     cr_assert_eq(r->status, 400, "%d", r->status);
