@@ -106,6 +106,7 @@ static void expect_error(const char *text, const char *needle)
     snprintf(where, sizeof where, "%s:", f);
     cr_assert(strstr(err, where) == err, "no file name in: %s", err);
     cr_assert(strstr(err, needle), "expected '%s' in: %s", needle, err);
+    config_free(&c); /* the [rule] sections read before the error */
     cleanup();
 }
 
