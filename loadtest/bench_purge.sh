@@ -15,47 +15,24 @@ TAGGED=${TAGGED:-100000}
 DURATION=${DURATION:-10}
 command -v wrk >/dev/null || { echo "bench_purge: needs wrk (make bench installs it)"; exit 1; }
 
-T=$(mktemp -d /tmp/cdn-bench-purge.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/bench_lib.sh"
+bench_init purge
 
 head -c 24 /dev/urandom | base64 > "$T/token"
 chmod 600 "$T/token"
 TOKEN=$(cat "$T/token")
 
-# start NAME BIN ARGS...: run it, wait (bounded) for "listening on", print the address.
-start() {
-    local name=$1; shift
-    "$@" >"$T/$name.out" 2>"$T/$name.log" &
-    pids+=($!)
-    for _ in $(seq 1 200); do
-        if grep -q '^listening on' "$T/$name.out" 2>/dev/null; then
-            sed -n 's/^listening on //p' "$T/$name.out"
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "bench_purge: $name did not start" >&2
-    cat "$T/$name.log" >&2
-    exit 1
-}
-
 COMMON=(--workers=2 --cache-size=1G --access-log=off --log-level=warn "--purge-token-file=$T/token")
-ORIGIN=$(start origin "$BIN/origin" --listen 127.0.0.1:0)
-SHIELD=$(start shield "$BIN/shield" --listen=127.0.1.1:0 "--origin=http://$ORIGIN" "--cache-dir=$T/shield" \
+ORIGIN=$(bench_start origin "$BIN/origin" --listen 127.0.0.1:0)
+SHIELD=$(bench_start shield "$BIN/shield" --listen=127.0.1.1:0 "--origin=http://$ORIGIN" "--cache-dir=$T/shield" \
          "${COMMON[@]}")
 EDGES=()
 for i in 2 3 4 5 6; do
-    EDGES[$i]=$(start "edge$i" "$BIN/edge" --name="edge-$i" --listen="127.0.2.$i:0" "--shields=$SHIELD" \
+    EDGES[$i]=$(bench_start "edge$i" "$BIN/edge" --name="edge-$i" --listen="127.0.2.$i:0" "--shields=$SHIELD" \
                 "--origin=http://$ORIGIN" "--cache-dir=$T/edge$i" "${COMMON[@]}")
 done
 PEERS=$(IFS=,; echo "${EDGES[*]:2}")
-EDGES[1]=$(start edge1 "$BIN/edge" --name=edge-1 --listen=127.0.2.1:0 "--shields=$SHIELD" \
+EDGES[1]=$(bench_start edge1 "$BIN/edge" --name=edge-1 --listen=127.0.2.1:0 "--shields=$SHIELD" \
            "--origin=http://$ORIGIN" "--cache-dir=$T/edge1" "--purge-peers=$PEERS" "${COMMON[@]}")
 
 # cache_status EDGE PATH: the edge's Cache-Status for a GET.
@@ -88,7 +65,7 @@ sort -n "$T/lat" | awk '{ v[NR] = $1 * 1000 } END {
            NR, v[int(NR * 0.50 + 0.5)], v[int(NR * 0.99 + 0.5)], v[NR] }'
 
 echo "purge of one tag on $TAGGED objects, one edge (no shield), $(date +%F)"
-E=$(start tagedge "$BIN/edge" --name=edge-tag --listen=127.0.3.1:0 "--origin=http://$ORIGIN" \
+E=$(bench_start tagedge "$BIN/edge" --name=edge-tag --listen=127.0.3.1:0 "--origin=http://$ORIGIN" \
     "--cache-dir=$T/tagedge" "${COMMON[@]}")
 for n in $(seq 1 "$TAGGED"); do
     printf 'url = "http://%s/t%d?size=64&cc=max-age%%3D600&sk=bulk"\noutput = /dev/null\n' "$E" "$n"

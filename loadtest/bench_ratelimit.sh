@@ -15,32 +15,14 @@ CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-$(nproc)}
 command -v wrk >/dev/null || { echo "wrk is missing (make bench installs it)" >&2; exit 1; }
 
-T=$(mktemp -d /tmp/cdn-bench-rl.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-wait_listen() {
-    for _ in $(seq 1 200); do
-        a=$(awk '/^listening on/{print $3}' "$1" 2>/dev/null)
-        [ -n "$a" ] && { echo "$a"; return 0; }
-        sleep 0.05
-    done
-    echo "no 'listening on' in $1" >&2; exit 1
-}
+. "$(dirname "$0")/bench_lib.sh"
+bench_init ratelimit
 
-"$BIN/origin" --listen=127.0.0.1:0 --workers=1 >"$T/origin.out" 2>"$T/origin.log" &
-pids+=($!)
-ORIGIN=$(wait_listen "$T/origin.out")
+ORIGIN=$(bench_start origin "$BIN/origin" --listen=127.0.0.1:0 --workers=1)
 start_edge() { # name, extra flags...
     local n=$1; shift
-    "$BIN/edge" --listen=127.0.0.1:0 --origin="http://$ORIGIN" --cache-dir="$T/$n-cache" --access-log=off \
-        --workers="$WORKERS" "$@" >"$T/$n.out" 2>"$T/$n.log" &
-    pids+=($!)
-    wait_listen "$T/$n.out"
+    bench_start "$n" "$BIN/edge" --listen=127.0.0.1:0 --origin="http://$ORIGIN" --cache-dir="$T/$n-cache" \
+        --access-log=off --workers="$WORKERS" "$@"
 }
 OFF=$(start_edge off)
 ON=$(start_edge on --rate-limit="1000000/s burst 1000000")

@@ -1,0 +1,42 @@
+# Shared by the bench scripts (source it): a scratch directory, processes
+# stopped on exit, and starting a node until it prints its address.
+#
+#   bench_init NAME            T = a fresh /tmp/cdn-bench-NAME.XXXXXX, removed on exit
+#   bench_start NAME CMD...    run CMD (stdout T/NAME.out, stderr T/NAME.log), wait
+#                              (bounded, 10 s) for "listening on", print the address
+
+bench_init() {
+    T=$(mktemp -d "/tmp/cdn-bench-$1.XXXXXX")
+    trap bench_cleanup EXIT
+}
+
+# The pids go to a file: bench_start runs in a command substitution, a
+# subshell whose variables the script never sees.
+bench_cleanup() {
+    local p
+    if [ -f "$T/pids" ]; then
+        while read -r p; do kill -TERM "$p" 2>/dev/null || true; done <"$T/pids"
+        # bounded: 5 s each, then KILL
+        while read -r p; do
+            for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+            kill -KILL "$p" 2>/dev/null || true
+        done <"$T/pids"
+    fi
+    rm -rf "$T"
+}
+
+bench_start() {
+    local name=$1; shift
+    "$@" >"$T/$name.out" 2>"$T/$name.log" &
+    echo $! >>"$T/pids"
+    for _ in $(seq 1 200); do
+        if grep -q '^listening on' "$T/$name.out" 2>/dev/null; then
+            sed -n 's/^listening on //p' "$T/$name.out"
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "$name did not start:" >&2
+    cat "$T/$name.log" >&2
+    exit 1
+}
