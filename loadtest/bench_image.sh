@@ -121,9 +121,10 @@ level() {
     sleep 0.2 # the log line follows the response by a loop turn
     cat "$T"/lat."$c".* | sort -n | awk -v t0="$t0" -v t1="$t1" -v lp="$(loop_ms "$from")" -v ec="$ecpu" \
         -v hz="$HZ" -v oth="$oth" '
-        { v[NR] = $1 * 1000; if ($2 != 200 || $3 != "image/webp" || $0 !~ /detail=image-transformed/) bad++ }
-        END { printf "n=%d p50_ms=%.1f p99_ms=%.1f per_s=%.2f cpu_ms=%.1f others=%s bad=%d loop_ms=%s\n", NR,
-              v[int(NR * 0.50 + 0.5)], v[int(NR * 0.99 + 0.5)], NR / (t1 - t0), ec * 1000 / hz / NR, oth, bad, lp }'
+        { v[NR] = $1 * 1000; sum += v[NR]; if ($2 != 200 || $3 != "image/webp" || $0 !~ /detail=image-transformed/) bad++ }
+        END { printf "n=%d p50_ms=%.1f p99_ms=%.1f mean_ms=%.1f per_s=%.2f cpu_ms=%.1f others=%s bad=%d loop_ms=%s\n",
+              NR, v[int(NR * 0.50 + 0.5)], v[int(NR * 0.99 + 0.5)], sum / NR, NR / (t1 - t0), ec * 1000 / hz / NR,
+              oth, bad, lp }'
 }
 
 # inproc N THREADS FIRST: image-bench on the saved source, plus others=.
@@ -149,11 +150,11 @@ f() { sed -n "s/.*\(^\| \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
 echo "image resizing: 4000x3000 JPEG ($(stat -c %s "$T/source.jpg") bytes, cached) -> 400x300 WebP, fit cover,"
 echo "  a new variant per request (q 30..99 x 9 gravities), edge 2 workers + image_workers=2, $(nproc) cores, $(date +%F)"
 echo "  cpu_ms: CPU per transform (the edge's: all its threads); others: cores other processes used meanwhile"
-row() { printf '  %-22s %5s %8s %8s %7s %7s %7s %16s %8s\n' "$@"; }
-row run n p50_ms p99_ms per_s cpu_ms others not_transformed loop_ms
+row() { printf '  %-21s %4s %7s %7s %7s %6s %7s %6s %16s %8s\n' "$@"; }
+row run n p50_ms p99_ms mean_ms per_s cpu_ms others not_transformed loop_ms
 for r in "edge c=1:$edge1" "in-process threads=1:$inproc1" "edge c=2:$edge2" "in-process threads=2:$inproc2"; do
     v=${r#*:} bad=$(f bad "${r#*:}") lp=$(f loop_ms "${r#*:}")
-    row "${r%%:*}" "$(f n "$v")" "$(f p50_ms "$v")" "$(f p99_ms "$v")" "$(f per_s "$v")" "$(f cpu_ms "$v")" \
+    row "${r%%:*}" "$(f n "$v")" "$(f p50_ms "$v")" "$(f p99_ms "$v")" "$(f mean_ms "$v")" "$(f per_s "$v")" "$(f cpu_ms "$v")" \
         "$(f others "$v")" "${bad:--}" "${lp:--}"
 done
 awk -v e1="$(f p50_ms "$edge1")" -v e2="$(f p50_ms "$edge2")" -v b1="$(f p50_ms "$inproc1")" -v b2="$(f p50_ms "$inproc2")" \
@@ -169,7 +170,7 @@ VARIANT=$(url 0)
 PLAIN="http://$EDGE/hello?size=20000&cc=max-age%3D3600"
 echo "hits, wrk -t2 -c64 -d${DURATION}s --latency, same edge"
 printf '  %-10s %8s %12s %9s %9s\n' object bytes req/s p50_ms p99_ms
-declare -A RPS
+declare -A RPS P99
 for name in variant plain; do
     u=$([ "$name" = variant ] && echo "$VARIANT" || echo "$PLAIN")
     for _ in $(seq 1 20); do
@@ -182,7 +183,9 @@ for name in variant plain; do
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
     [ -n "$errs" ] && echo "warning: $name: $errs" >&2
     RPS[$name]=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
+    P99[$name]=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
     printf '  %-10s %8s %12s %9s %9s\n' "$name" "$(stat -c %s "$T/body")" "${RPS[$name]}" \
-           "$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")"
+           "$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "${P99[$name]}"
 done
-awk -v a="${RPS[variant]}" -v b="${RPS[plain]}" 'BEGIN { printf "  variant / plain req/s: %.2f\n", a / b }'
+awk -v a="${RPS[variant]}" -v b="${RPS[plain]}" -v pa="${P99[variant]}" -v pb="${P99[plain]}" \
+    'BEGIN { printf "  variant / plain: req/s %.2f, p99 %.2f (target: about 1 and 1)\n", a / b, pa / pb }'
