@@ -68,7 +68,7 @@ $(BIN)/origin: $(ORIGIN_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 
 # The in-process yardstick of the image benchmark: the engine's own
 # image_transform, linked like bin/origin, so it measures the edge's code.
-$(BIN)/image-bench: $(BUILD)/loadtest/image_bench.o $(CORE_OBJ) $(LLHTTP_OBJ)
+$(BIN)/image-bench: $(BUILD)/loadtest/bench_image.o $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -140,10 +140,21 @@ inproc() {
 client 628 2 1 "$T/warm"
 grep -q 'detail=image-transformed' "$T/warm" || { echo "bench_image: warm-up not transformed: $(cat "$T/warm")"; exit 1; }
 
+# alive: the edge and the origin still run (else their logs' ends, and stop).
+alive() {
+    local name
+    for name in edge origin; do
+        kill -0 "$(cat "$T/$name.pid")" 2>/dev/null && continue
+        echo "bench_image: the $name exited; the end of its log:" >&2
+        tail -20 "$T/$name.log" >&2
+        exit 1
+    done
+}
+
 # Each edge run next to its in-process twin, so both see the same machine.
-edge1=$(level 1 "$N1" 0)
+edge1=$(level 1 "$N1" 0); alive
 inproc1=$(inproc "$N1" 1 0)
-edge2=$(level 2 "$N2" "$N1")
+edge2=$(level 2 "$N2" "$N1"); alive
 inproc2=$(inproc "$N2" 2 "$N1")
 f() { sed -n "s/.*\(^\| \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
 
