@@ -186,8 +186,9 @@ to_ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) printf "%.3f", v/1000; else if (v
 VARIANT=$(url 0)
 PLAIN="http://$EDGE/hello?size=20000&cc=max-age%3D3600"
 echo "hits, wrk -t2 -c64 -d${DURATION}s --latency, same edge"
-printf '  %-10s %8s %12s %9s %9s\n' object bytes req/s p50_ms p99_ms
-declare -A RPS P99
+# cpu_us: the edge's CPU per hit, which wrk's share of the cores does not blur.
+printf '  %-10s %8s %12s %9s %9s %9s\n' object bytes req/s p50_ms p99_ms cpu_us
+declare -A RPS P99 CPU
 for name in variant plain; do
     u=$([ "$name" = variant ] && echo "$VARIANT" || echo "$PLAIN")
     for _ in $(seq 1 20); do
@@ -196,13 +197,16 @@ for name in variant plain; do
         sleep 0.1
     done
     case "$cs" in *\;\ hit*) ;; *) echo "bench_image: $name never became a hit: $cs"; exit 1 ;; esac
+    e0=$(pcpu "$EDGE_PID")
     out=$(wrk -t2 -c64 -d"${DURATION}s" --latency "$u")
+    CPU[$name]=$(awk -v c="$(($(pcpu "$EDGE_PID") - e0))" -v hz="$HZ" '/requests in/ { printf "%.1f", c * 1e6 / hz / $1 }' <<<"$out")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
     [ -n "$errs" ] && echo "warning: $name: $errs" >&2
     RPS[$name]=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
     P99[$name]=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
-    printf '  %-10s %8s %12s %9s %9s\n' "$name" "$(stat -c %s "$T/body")" "${RPS[$name]}" \
-           "$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "${P99[$name]}"
+    printf '  %-10s %8s %12s %9s %9s %9s\n' "$name" "$(stat -c %s "$T/body")" "${RPS[$name]}" \
+           "$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "${P99[$name]}" "${CPU[$name]}"
 done
 awk -v a="${RPS[variant]}" -v b="${RPS[plain]}" -v pa="${P99[variant]}" -v pb="${P99[plain]}" \
-    'BEGIN { printf "  variant / plain: req/s %.2f, p99 %.2f (target: about 1 and 1)\n", a / b, pa / pb }'
+    -v ca="${CPU[variant]}" -v cb="${CPU[plain]}" \
+    'BEGIN { printf "  variant / plain: req/s %.2f, p99 %.2f, CPU per hit %.2f (target: about 1)\n", a / b, pa / pb, ca / cb }'
