@@ -66,6 +66,12 @@ $(BIN)/origin: $(ORIGIN_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The in-process yardstick of the image benchmark: the engine's own
+# image_transform, linked like bin/origin, so it measures the edge's code.
+$(BIN)/image-bench: $(BUILD)/loadtest/bench_image.o $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
@@ -112,9 +118,10 @@ run: deps-check
 	@./deploy/run-local.sh $(BIN)
 
 bench: deps-check
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BIN)/image-bench
 	@./loadtest/bench.sh $(BIN)
 	@./loadtest/bench_purge.sh $(BIN)
+	@./loadtest/bench_image.sh $(BIN)
 
 # The README's tables are generated from the settings tables: the node's
 # (--config-markdown) and the [rule] sections' (--rule-markdown).
