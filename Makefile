@@ -5,7 +5,8 @@
 #   make test         unit + integration tests (Criterion)
 #   make test SANITIZE=address,undefined
 #   make run          origin + edge on loopback with the embedded default config
-#   make bench        cache-hit throughput vs nginx and Varnish (wrk)
+#   make bench        cache-hit throughput vs nginx and Varnish (wrk), purges,
+#                     image transforms, the rate limiter's cost
 
 CC      ?= cc
 SANITIZE ?=
@@ -122,6 +123,7 @@ bench: deps-check
 	@./loadtest/bench.sh $(BIN)
 	@./loadtest/bench_purge.sh $(BIN)
 	@./loadtest/bench_image.sh $(BIN)
+	@./loadtest/bench_ratelimit.sh $(BIN)
 
 # The README's tables are generated from the settings tables: the node's
 # (--config-markdown) and the [rule] sections' (--rule-markdown).

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <vips/vips.h>
+#include <vips/vector.h> /* vips_vector_set_enabled: not in vips.h in 8.14 */
 
 #include "image.h"
 
@@ -141,6 +142,14 @@ int image_init(const image_opts_t *o, char *err, size_t errlen)
     vips_cache_set_max(0);
     vips_cache_set_max_mem(0);
     vips_cache_set_max_files(0);
+    /* No run-time generated (orc) SIMD code. With the cache off, each
+     * transform compiles and frees its orc programs, and Debian 12's
+     * liborc 0.4.33 frees code chunks without its global lock: two
+     * transform threads crashed the edge in orc_code_chunk_free during the
+     * 2-concurrent image benchmark (later liborc takes the lock). The
+     * price, measured, is 9-17% more CPU per transform; a crashed node
+     * costs every client. */
+    vips_vector_set_enabled(FALSE);
     image_avif_ok = avif_probe();
     return 0;
 }

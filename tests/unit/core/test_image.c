@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <vips/vips.h>
+#include <vips/vector.h>
 
 #include "image.h"
 
@@ -521,4 +522,12 @@ Test(image_vips, concurrent_transforms_from_pool_threads)
         cr_assert_eq(jobs[i].fails, 0, "thread %d: %d failures", i, jobs[i].fails);
     }
     g_free(src);
+}
+
+/* image_init turns libvips' run-time SIMD code (orc) off: Debian 12's
+ * liborc frees its code chunks without a lock, and two transform threads
+ * crashed on it (see core/image.c). */
+Test(image_vips, orc_code_is_off)
+{
+    cr_assert_not(vips_vector_isenabled());
 }
