@@ -77,6 +77,20 @@ void src_detach(derive_t *d)
     d->sf = NULL;
 }
 
+bool derive_copy_body(store_reader_t *rd, const store_obj_t *obj, buf_t *out)
+{
+    if (obj->body)
+        return buf_append(out, obj->body, obj->body_len) == 0;
+    size_t start = out->len;
+    for (uint32_t i = 0; i < obj->nchunks; i++) {
+        const uint8_t *c;
+        size_t n;
+        if (store_get_chunk(rd, obj->object_id, i, &c, &n) != STORE_OK || buf_append(out, c, n))
+            return false;
+    }
+    return out->len - start == obj->body_len; /* every chunk of this version was there */
+}
+
 bool derive_read_stored(derive_t *d, const store_key_t *k, uint64_t object_id)
 {
     store_reader_t *rd = d->pw->rd;
@@ -92,17 +106,7 @@ bool derive_read_stored(derive_t *d, const store_key_t *k, uint64_t object_id)
         ok = true;
         goto out;
     }
-    if (obj.body) {
-        ok = buf_append(&d->src, obj.body, obj.body_len) == 0;
-    } else {
-        ok = true;
-        for (uint32_t i = 0; i < obj.nchunks && ok; i++) {
-            const uint8_t *c;
-            size_t n;
-            ok = store_get_chunk(rd, obj.object_id, i, &c, &n) == STORE_OK && buf_append(&d->src, c, n) == 0;
-        }
-        ok = ok && d->src.len == obj.body_len;
-    }
+    ok = derive_copy_body(rd, &obj, &d->src);
     buf_reset(&d->tags);
     if (ok && obj.tags_len)
         ok = buf_append(&d->tags, obj.tags, obj.tags_len) == 0;
@@ -111,7 +115,6 @@ out:
     return ok;
 }
 
-/* The existing variant made from this very source response, if stored. */
 /* --- reading the source's fetch --- */
 
 static void src_pump(derive_t *d);
@@ -191,12 +194,7 @@ static void src_failed(derive_t *d, const fetch_view_t *v)
     char msg[300];
     snprintf(msg, sizeof msg, "%s: %s\n", timeout ? "upstream timed out" : "upstream failed",
              v->errmsg ? v->errmsg : "");
-    char block[96];
-    int n = snprintf(block, sizeof block, "Content-Type: text/plain\r\nCache-Control: no-store\r\n");
-    policy_entry_t e = { .response_time = proxy_now() };
-    derive_publish(d, timeout ? 504 : 502, block, (size_t)n, "", 0, &e, timeout ? "upstream-timeout" : "upstream-error", msg,
-            strlen(msg), true, false);
-    derive_end(d);
+    derive_publish_error(d, timeout ? 504 : 502, timeout ? "upstream-timeout" : "upstream-error", msg);
 }
 
 static void src_pump(derive_t *d)

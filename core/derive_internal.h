@@ -69,6 +69,9 @@ void derive_unref(derive_t *d);
 void derive_end(derive_t *d);
 /* Stop reading the source's fetch. */
 void src_detach(derive_t *d);
+/* Append the whole body of obj (found in rd's open read transaction) to
+ * out; false when a chunk of that version is gone or out of memory. */
+bool derive_copy_body(store_reader_t *rd, const store_obj_t *obj, buf_t *out);
 /* Read an object's whole body (and tags) from the store into d->src; false
  * when that version is gone. Sets d->too_large past image_max_size. */
 bool derive_read_stored(derive_t *d, const store_key_t *k, uint64_t object_id);

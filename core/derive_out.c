@@ -19,20 +19,6 @@
 
 /* --- publishing on the variant's fetch --- */
 
-static resp_info_t *info_new(const char *block, size_t blen, const char *cs, size_t cslen)
-{
-    resp_info_t *ri = calloc(1, sizeof *ri + blen + cslen);
-    if (!ri)
-        return NULL;
-    ri->block_len = blen;
-    ri->cstatus_len = cslen;
-    if (blen)
-        memcpy(ri->data, block, blen);
-    if (cslen)
-        memcpy(ri->data + blen, cs, cslen);
-    return ri;
-}
-
 /* Publish a complete response on vf: block is what clients get; hblock
  * the fields collapsed waiters are checked against (its Vary: the
  * source's, without the Accept that fmt=auto adds, since the variant key
@@ -43,7 +29,9 @@ void derive_publish(derive_t *d, int status, const char *block, size_t blen, con
                     const policy_entry_t *e, const char *detail, const void *body, size_t len, bool shareable,
                     bool storing)
 {
-    resp_info_t *ri = info_new(block, blen, d->src_cstatus.data, d->src_cstatus.len);
+    static const http_slice_t none = { "", 0 };
+    resp_info_t *ri = resp_info_new((http_slice_t){ block, blen },
+                                    (http_slice_t){ d->src_cstatus.data, d->src_cstatus.len }, 0, none);
     http_fields_t hdrs;
     http_fields_init(&hdrs, 0);
     if (!ri || object_meta_fields(&hdrs, hblock, hlen)) {
@@ -295,20 +283,10 @@ static bool reuse_stored(derive_t *d, uint64_t link)
     if (store_get(rd, &k, &obj) == STORE_OK && obj.url_len == d->url_len &&
         memcmp(obj.url, d->url, d->url_len) == 0 && object_meta_decode(obj.meta, obj.meta_len, &m) == 0 &&
         m.vary_len == id.len && memcmp(m.vary, id.data, id.len) == 0) {
-        http_slice_t ct;
-        static const char *const types[] = { "image/jpeg", "image/png", "image/webp", "image/avif" };
-        if (object_meta_field(m.block, m.block_len, "content-type", &ct))
-            for (size_t i = 0; i < 4; i++)
-                if (strlen(types[i]) == ct.len && memcmp(types[i], ct.p, ct.len) == 0)
-                    d->ctype = types[i];
-        ok = d->ctype != NULL;
-        for (uint32_t i = 0; ok && !obj.body && i < obj.nchunks; i++) {
-            const uint8_t *c;
-            size_t n;
-            ok = store_get_chunk(rd, obj.object_id, i, &c, &n) == STORE_OK && buf_append(&d->out, c, n) == 0;
-        }
-        if (ok && obj.body)
-            ok = buf_append(&d->out, obj.body, obj.body_len) == 0;
+        http_slice_t ct = { "", 0 };
+        object_meta_field(m.block, m.block_len, "content-type", &ct);
+        d->ctype = policy_image_content_type(policy_image_fmt_from_content_type(ct.p, ct.len));
+        ok = d->ctype && derive_copy_body(rd, &obj, &d->out);
         if (ok)
             store_touch(rd, &k);
     }

@@ -60,22 +60,21 @@ static void split_fields(const proxy_t *px, const http_fields_t *h, const policy
 }
 
 /* block | cstatus | meta (meta_len bytes, filled by the caller) | own */
-static resp_info_t *info_new(const buf_t *block, http_slice_t cs, size_t meta_len, const buf_t *own)
+resp_info_t *resp_info_new(http_slice_t block, http_slice_t cs, size_t meta_len, http_slice_t own)
 {
-    size_t ol = own ? own->len : 0;
-    resp_info_t *ri = calloc(1, sizeof *ri + block->len + cs.len + meta_len + ol);
+    resp_info_t *ri = calloc(1, sizeof *ri + block.len + cs.len + meta_len + own.len);
     if (!ri)
         return NULL;
-    ri->block_len = block->len;
+    ri->block_len = block.len;
     ri->cstatus_len = cs.len;
     ri->meta_len = meta_len;
-    ri->own_len = ol;
-    if (block->len)
-        memcpy(ri->data, block->data, block->len);
+    ri->own_len = own.len;
+    if (block.len)
+        memcpy(ri->data, block.p, block.len);
     if (cs.len)
-        memcpy(ri->data + block->len, cs.p, cs.len);
-    if (ol)
-        memcpy(ri->data + block->len + cs.len + meta_len, own->data, ol);
+        memcpy(ri->data + block.len, cs.p, cs.len);
+    if (own.len)
+        memcpy(ri->data + block.len + cs.len + meta_len, own.p, own.len);
     return ri;
 }
 
@@ -153,7 +152,7 @@ resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, in
         policy_date_format(now, ds);
         buf_printf(&block, "Date: %s\r\n", ds);
     }
-    resp_info_t *ri = info_new(&block, cs, 0, &own);
+    resp_info_t *ri = resp_info_new((http_slice_t){ block.data, block.len }, cs, 0, (http_slice_t){ own.data, own.len });
     if (ri) {
         ri->entry = e;
         ri->stored = storable;
@@ -276,8 +275,8 @@ job_store_304_t job_store_revalidated(fjob_t *j, const http_fields_t *hdrs, int6
     split_fields(px, &merged, &r, true, &block, &hidden, NULL, &ignored);
     if (encode_object(&meta, sm.status, &e, &block, &hidden, cs, (http_slice_t){ sm.vary, sm.vary_len }))
         goto out;
-    buf_t none = { NULL, 0, 0, 0 };
-    resp_info_t *ri = info_new(&none, (http_slice_t){ "", 0 }, meta.len, NULL);
+    static const http_slice_t none = { "", 0 };
+    resp_info_t *ri = resp_info_new(none, none, meta.len, none);
     if (!ri)
         goto out;
     ri->entry = e;

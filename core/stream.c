@@ -47,26 +47,6 @@ static void on_wake(fetch_waiter_t *w)
         atomic_fetch_sub(&p->refs, 1); /* worker closing: its connections hold p */
 }
 
-void stream_fill(preq_t *p)
-{
-    bool created;
-    uint8_t key[16];
-    preq_fetch_key(p, key);
-    p->waiter.wake = on_wake;
-    p->interims_seen = 0;
-    p->f = fetch_join(p->pw->px->fetches, key, &p->waiter, &created);
-    if (!p->f) {
-        preq_respond(p, 503, "no-memory", "out of memory\n");
-        return;
-    }
-    p->collapsed = !created;
-    http_conn_set_log_tag(p->c, created ? "miss" : "collapsed");
-    if (created)
-        job_start(p, p->f, JOB_FILL, p->stored);
-    else
-        pump(p); /* the fetch may be well under way: catch up now */
-}
-
 fetch_t *stream_join(preq_t *p, const uint8_t key[16], bool *created)
 {
     p->waiter.wake = on_wake;
@@ -85,17 +65,22 @@ fetch_t *stream_join(preq_t *p, const uint8_t key[16], bool *created)
     return NULL;
 }
 
+void stream_fill(preq_t *p)
+{
+    bool created;
+    uint8_t key[16];
+    preq_fetch_key(p, key);
+    if (stream_join(p, key, &created))
+        job_start(p, p->f, JOB_FILL, p->stored);
+}
+
 void stream_private(preq_t *p, bool fill)
 {
-    p->waiter.wake = on_wake;
-    p->collapsed = false;
-    p->interims_seen = 0;
-    p->f = fetch_new_private(&p->waiter);
-    if (!p->f) {
-        preq_respond(p, 503, "no-memory", "out of memory\n");
+    bool created;
+    if (!stream_join(p, NULL, &created))
         return;
-    }
-    http_conn_set_log_tag(p->c, fill ? "miss" : "pass");
+    if (!fill)
+        http_conn_set_log_tag(p->c, "pass");
     job_start(p, p->f, fill ? JOB_FILL : JOB_FORWARD, fill ? p->stored : NULL);
 }
 

@@ -63,6 +63,12 @@ typedef struct resp_info {
     char data[];
 } resp_info_t;
 
+/* A resp_info_t holding the client header block, the upstream's
+ * Cache-Status, room for meta_len bytes of metadata (the caller fills
+ * data[block.len + cs.len, +meta_len)) and the lines only the requesting
+ * client gets; entry and flags zeroed. NULL when out of memory. */
+resp_info_t *resp_info_new(http_slice_t block, http_slice_t cs, size_t meta_len, http_slice_t own);
+
 struct fjob {
     atomic_int refs;
     job_state_t state;         /* change only through job.c's set_state */

@@ -20,41 +20,13 @@ command -v wrk >/dev/null || { echo "bench_image: needs wrk (make bench installs
 [ -x "$BIN/image-bench" ] || { echo "bench_image: needs $BIN/image-bench (make bench builds it)"; exit 1; }
 [ $((N1 + N2)) -le 620 ] || { echo "bench_image: N1 + N2 must stay under the 630 variants, warm-ups aside"; exit 1; }
 
-T=$(mktemp -d /tmp/cdn-bench-image.XXXXXX)
-# start() runs in a $(...) subshell, so the servers' pids go to a file:
-# an array filled there would be lost, and the servers left running.
-cleanup() {
-    local p
-    for p in $(cat "$T/pids" 2>/dev/null); do kill -TERM "$p" 2>/dev/null || true; done
-    for p in $(cat "$T/pids" 2>/dev/null); do
-        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start NAME BIN ARGS...: run it, wait (bounded) for "listening on", print the address.
-start() {
-    local name=$1; shift
-    "$@" >"$T/$name.out" 2>"$T/$name.log" &
-    echo $! >>"$T/pids"
-    echo $! >"$T/$name.pid"
-    for _ in $(seq 1 200); do
-        if grep -q '^listening on' "$T/$name.out" 2>/dev/null; then
-            sed -n 's/^listening on //p' "$T/$name.out"
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "bench_image: $name did not start" >&2
-    cat "$T/$name.log" >&2
-    exit 1
-}
+. "$(dirname "$0")/bench_lib.sh"
+bench_init image
 
 printf '[rule /img/*]\nimage = on\ndefault_ttl = 1h\n' >"$T/edge.conf"
-ORIGIN=$(start origin "$BIN/origin" --listen=127.0.0.1:0 --workers=1)
+ORIGIN=$(bench_start origin "$BIN/origin" --listen=127.0.0.1:0 --workers=1)
 # image_queue above any backlog the clients can make: a 503 would be no transform.
-EDGE=$(start edge "$BIN/edge" -c "$T/edge.conf" --listen=127.0.0.1:0 "--origin=http://$ORIGIN" \
+EDGE=$(bench_start edge "$BIN/edge" -c "$T/edge.conf" --listen=127.0.0.1:0 "--origin=http://$ORIGIN" \
        "--cache-dir=$T/cache" --access-log=off --workers=2 --image-workers=2 --image-queue=256)
 SRC="/img/bench.jpg?width=4000&height=3000"
 

@@ -2,8 +2,9 @@
 # stopped on exit, and starting a node until it prints its address.
 #
 #   bench_init NAME            T = a fresh /tmp/cdn-bench-NAME.XXXXXX, removed on exit
-#   bench_start NAME CMD...    run CMD (stdout T/NAME.out, stderr T/NAME.log), wait
-#                              (bounded, 10 s) for "listening on", print the address
+#   bench_start NAME CMD...    run CMD (stdout T/NAME.out, stderr T/NAME.log, pid
+#                              T/NAME.pid), wait (bounded, 10 s) for "listening on",
+#                              print the address
 
 bench_init() {
     T=$(mktemp -d "/tmp/cdn-bench-$1.XXXXXX")
@@ -29,6 +30,7 @@ bench_start() {
     local name=$1; shift
     "$@" >"$T/$name.out" 2>"$T/$name.log" &
     echo $! >>"$T/pids"
+    echo $! >"$T/$name.pid"
     for _ in $(seq 1 200); do
         if grep -q '^listening on' "$T/$name.out" 2>/dev/null; then
             sed -n 's/^listening on //p' "$T/$name.out"
