@@ -122,6 +122,8 @@ static void req_reset(http_conn_t *c)
     c->fold_tail = false;
     c->in_trailers = false;
     c->log_tag = NULL;
+    c->log_upstream = NULL;
+    c->log_upstream_us = 0;
 }
 
 /* --- llhttp callbacks: copy into the request, enforce the bounds --- */
@@ -695,3 +697,8 @@ void http_conn_drop(http_conn_t *c)
 http_server_t *http_conn_server(http_conn_t *c) { return c->srv; }
 worker_t *http_conn_worker(http_conn_t *c) { return c->srv->worker; }
 void http_conn_set_log_tag(http_conn_t *c, const char *tag) { c->log_tag = tag; }
+void http_conn_set_log_upstream(http_conn_t *c, const char *target, uint64_t upstream_us)
+{
+    c->log_upstream = target;
+    c->log_upstream_us = upstream_us;
+}

@@ -54,6 +54,8 @@ struct http_conn {
     uint64_t read_bytes;      /* bytes of it received so far */
     char client[48];
     const char *log_tag;
+    const char *log_upstream;  /* upstream target that answered (static), or NULL */
+    uint64_t log_upstream_us;  /* upstream time of this response */
 
     /* response */
     buf_t head;               /* status line and headers not yet sent */

@@ -184,9 +184,12 @@ void conn_write_raw(http_conn_t *c, const uv_buf_t *bufs, unsigned n)
 
 static void log_request(http_conn_t *c, int status, const char *tag)
 {
+    http_req_t *r = &c->req;
+    uint64_t duration_us = r->start_us ? worker_now_us() - r->start_us : 0;
+    if (c->srv->opts.on_done)
+        c->srv->opts.on_done(c->srv->opts.ud, c, status, tag, duration_us);
     if (!log_access_enabled())
         return;
-    http_req_t *r = &c->req;
     log_access_t a = {
         .client = c->client,
         .method = r->method_name ? r->method_name : "-",
@@ -195,7 +198,7 @@ static void log_request(http_conn_t *c, int status, const char *tag)
         .status = status,
         .bytes = c->resp_bytes,
         .cache = tag ? tag : "-",
-        .duration_us = r->start_us ? worker_now_us() - r->start_us : 0,
+        .duration_us = duration_us,
     };
     log_access(worker_log_buf(c->srv->worker), &a);
 }

@@ -237,6 +237,17 @@ static uint64_t sum_slot(const metrics_t *m, size_t slot)
     return v;
 }
 
+void metrics_histogram_read(const metrics_t *m, unsigned id, unsigned label, uint64_t *counts, uint64_t *sum_us)
+{
+    const metric_def_t *d = &m->defs[id];
+    assert(id < m->ndefs && d->type == METRIC_HISTOGRAM);
+    assert(label < (d->nvalues ? d->nvalues : 1));
+    size_t base = m->off[id] + label * hist_width(d);
+    for (unsigned b = 0; b <= d->nbounds; b++)
+        counts[b] = sum_slot(m, base + b);
+    *sum_us = sum_slot(m, base + d->nbounds + 1);
+}
+
 uint64_t metrics_value(const metrics_t *m, unsigned id, unsigned label)
 {
     assert(id < m->ndefs && m->defs[id].type == METRIC_COUNTER);

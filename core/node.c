@@ -74,6 +74,7 @@ int node_main(unsigned prog, const char *progname, int argc, char **argv)
     }
     log_info("%s (%s): %u workers, cache %s, origin %s", cfg.name, cfg.region, worker_group_count(g),
              cfg.cache_dir, cfg.origin);
+    proxy_set_serving(px);
     printf("listening on %s\n", worker_group_address(g));
     fflush(stdout);
     worker_group_run(g);

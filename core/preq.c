@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control.h"
 #include "derive.h"
 #include "hash.h"
 #include "image_req.h"
@@ -245,22 +246,6 @@ static preq_state_t synth(preq_t *p, int status, const char *detail, const char 
     return PREQ_SYNTH;
 }
 
-/* GET /.cdn/health and friends. Returns true when handled. */
-static bool control(preq_t *p)
-{
-    http_req_t *r = p->req;
-    if (r->path_len < 6 || memcmp(r->target, "/.cdn/", 6) != 0)
-        return false;
-    http_conn_set_log_tag(p->c, "control");
-    if (r->path_len == 12 && memcmp(r->target, "/.cdn/health", 12) == 0) {
-        http_resp_simple(p->c, 200, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
-    } else {
-        http_resp_simple(p->c, 404, "Cache-Control: no-store\r\n", "text/plain", "unknown control path\n", 21);
-    }
-    preq_end(p);
-    return true;
-}
-
 /* Did this request already pass through this node? (a shield whose
  * origin points back at an edge, say): answering 508 beats looping. */
 static bool via_loop(const preq_t *p)
@@ -318,7 +303,7 @@ static preq_state_t step_recv(preq_t *p)
 {
     if (purge_is_request(p))
         return PREQ_PURGE; /* never forwarded upstream */
-    if (control(p))
+    if (control_request(p))
         return PREQ_DONE;
     p->fwd = "bypass";
     if (via_loop(p))

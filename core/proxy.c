@@ -18,6 +18,7 @@
 #include "job.h"
 #include "policy_vary.h"
 #include "preq.h"
+#include "proxy_metrics.h"
 #include "purge_fanout.h"
 #include "purge_req.h"
 
@@ -43,6 +44,7 @@ static void *w_init(worker_t *w, void *ud)
         return NULL;
     pw->px = px;
     pw->w = w;
+    pw->ms = metrics_shard(px->metrics, worker_index(w));
     http_server_opts_t so;
     http_server_opts_from_config(&so, cfg);
     so.error_headers = px->error_headers;
@@ -50,6 +52,7 @@ static void *w_init(worker_t *w, void *ud)
     so.on_accept = limit_on_accept;
     so.on_conn_close = limit_on_conn_close;
     so.on_request = preq_on_request;
+    so.on_done = proxy_metrics_on_done;
     so.ud = pw;
     upstream_opts_t uo = {
         .connect_timeout_ms = cfg->origin_connect_timeout_ms,
@@ -83,6 +86,13 @@ static void *w_init(worker_t *w, void *ud)
                                   cfg->health_interval_ms, cfg->health_timeout_ms);
     }
     return pw;
+}
+
+/* SIGTERM: health answers 503 while the node still serves (drain_delay). */
+static void w_draining(void *ud)
+{
+    proxy_t *px = ud;
+    atomic_store(&px->state, PROXY_DRAINING);
 }
 
 static void w_connection(worker_t *w, uv_tcp_t *listener)
@@ -255,6 +265,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         return -ENOMEM;
     }
     px->cfg = cfg;
+    atomic_init(&px->state, PROXY_STARTING);
+    px->started_us = worker_now_us();
     policy_rule_defaults(&px->defaults);
     px->opts = calloc(cfg->nrules + 1, sizeof *px->opts);
     if (!px->opts) {
@@ -305,12 +317,19 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .max_tags = cfg->max_tags,
         .max_tag_bytes = cfg->max_tag_bytes,
     };
-    int rc = limit_setup(px, err, errlen);
-    if (!rc && (rc = derive_setup(px, err, errlen)))
+    int rc = policy_rl_cidrs_parse(&px->admin, cfg->admin_allow, err, errlen);
+    if (!rc)
+        rc = proxy_metrics_setup(px, worker_count_for(cfg->workers), err, errlen);
+    if (!rc && (rc = limit_setup(px, err, errlen)))
+        proxy_metrics_teardown(px);
+    if (!rc && (rc = derive_setup(px, err, errlen))) {
         limit_teardown(px);
+        proxy_metrics_teardown(px);
+    }
     if (!rc && (rc = store_open(&px->store, &so, err, errlen))) {
         derive_teardown(px);
         limit_teardown(px);
+        proxy_metrics_teardown(px);
     }
     if (rc) {
         pool_free(px->primary);
@@ -326,6 +345,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .stopping = w_stopping,
         .close = w_close,
         .fini = w_fini,
+        .draining = w_draining,
         .ud = px,
     };
     *out = px;
@@ -345,8 +365,14 @@ void proxy_free(proxy_t *px)
     store_close(px->store);
     fetch_table_free(px->fetches);
     limit_teardown(px);
+    proxy_metrics_teardown(px);
     pool_free(px->primary);
     pool_free(px->fallback);
     free(px->opts);
     free(px);
+}
+
+void proxy_set_serving(proxy_t *px)
+{
+    atomic_store(&px->state, PROXY_SERVING);
 }

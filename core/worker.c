@@ -282,10 +282,7 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
         snprintf(err, errlen, "listen: bad address '%s'", listen);
         return rc;
     }
-    if (n == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (unsigned)c : 1;
-    }
+    n = worker_count_for(n);
     worker_group_t *g = calloc(1, sizeof *g);
     g->w = calloc(n, sizeof *g->w);
     g->n = n;
@@ -352,6 +349,14 @@ fail:
     free(g->w);
     free(g);
     return rc;
+}
+
+unsigned worker_count_for(unsigned n)
+{
+    if (n)
+        return n;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (unsigned)c : 1;
 }
 
 void worker_group_stop(worker_group_t *g)

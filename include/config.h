@@ -77,6 +77,10 @@ typedef struct config {
     unsigned max_connections;
     char access_log[512];
     unsigned log_level;           /* index into "error|warn|info|debug" */
+    unsigned access_log_format;   /* index into "text|json" */
+    char admin_allow[1024];       /* CIDRs besides loopback that may read metrics and status */
+    uint64_t drain_delay_ms;      /* SIGTERM: serve (health 503) this long, then stop accepting */
+    uint64_t drain_timeout_ms;    /* then in-flight requests get this long */
     bool forward_host;
     char pass_headers[1024];      /* forwarding headers passed upstream, keyed */
     char pass_headers_unkeyed[1024]; /* ... passed upstream, not keyed */
@@ -114,6 +118,7 @@ typedef struct config {
 
 enum { CONFIG_SYNC_COMMIT = 0, CONFIG_SYNC_NONE = 1 };
 enum { CONFIG_PENALTY_429 = 0, CONFIG_PENALTY_CLOSE = 1 }; /* penalty_action */
+enum { CONFIG_LOG_TEXT = 0, CONFIG_LOG_JSON = 1 }; /* access_log_format */
 enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 typedef struct config_setting {

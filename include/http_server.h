@@ -65,6 +65,12 @@ typedef struct http_server_opts {
     /* Optional: asked for each accepted connection (the peer's address);
      * < 0 closes it at once, 0 admits it and on_conn_close will be called
      * with the tag it wrote when it closes, > 0 admits it with no call. */
+    /* Optional: every response's end (finished, aborted, or an error the
+     * server answered itself), before the access log line: its status,
+     * outcome tag ("hit", "miss", ... as http_conn_set_log_tag set it;
+     * "error", "aborted"; NULL when none was set) and duration from the
+     * request's first byte. Body bytes: http_resp_bytes(c). */
+    void (*on_done)(void *ud, http_conn_t *c, int status, const char *tag, uint64_t duration_us);
     int (*on_accept)(void *ud, const struct sockaddr *peer, unsigned char tag[16]);
     void (*on_conn_close)(void *ud, const unsigned char tag[16]);
     void *ud;
@@ -155,5 +161,9 @@ const char *http_reason(int status);
 const char *http_server_date(http_server_t *s);
 /* Tag shown as the cache result in the access-log line of the current request. */
 void http_conn_set_log_tag(http_conn_t *c, const char *static_tag);
+/* The upstream target (a pool name, static for the node's life; NULL:
+ * none) and the upstream time (microseconds) of the current response,
+ * for the access log. Reset with each request. */
+void http_conn_set_log_upstream(http_conn_t *c, const char *target, uint64_t upstream_us);
 
 #endif

@@ -81,6 +81,10 @@ void metrics_observe(metrics_shard_t *s, unsigned id, unsigned label, double sec
 
 /* Counter id at label, summed over the shards (any thread). */
 uint64_t metrics_value(const metrics_t *m, unsigned id, unsigned label);
+/* Histogram id at label, summed over the shards (any thread): counts[b]
+ * observations in bucket b, not cumulative (nbounds + 1 of them, the
+ * last above every bound), and their sum in microseconds. */
+void metrics_histogram_read(const metrics_t *m, unsigned id, unsigned label, uint64_t *counts, uint64_t *sum_us);
 /* Append the whole exposition to out (any thread; gauge callbacks run
  * here). Returns 0 or a negative errno (-E2BIG at out's cap); on error,
  * out holds a partial exposition. */

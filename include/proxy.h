@@ -18,6 +18,8 @@ typedef struct proxy proxy_t;
 int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen);
 /* The hooks to start the worker group with; valid for the proxy's life. */
 const worker_hooks_t *proxy_hooks(proxy_t *p);
+/* The workers run: /.cdn/health answers 200 from now on. */
+void proxy_set_serving(proxy_t *px);
 /* Close the cache (after the worker group stopped) and free. */
 void proxy_free(proxy_t *p);
 

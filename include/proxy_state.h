@@ -16,6 +16,7 @@
 #include "fetch.h"
 #include "health.h"
 #include "image.h"
+#include "metrics.h"
 #include "http_server.h"
 #include "policy_cache.h"
 #include "policy_ratelimit.h"
@@ -29,8 +30,19 @@
 /* Bound of the peers a purge is passed on to (shields and purge_peers). */
 #define PURGE_PEERS_MAX 64
 
+/* The node's life, as health reports it (proxy_t.state). */
+typedef enum proxy_life {
+    PROXY_STARTING,            /* workers are starting: health 503 */
+    PROXY_SERVING,             /* health 200 */
+    PROXY_DRAINING,            /* SIGTERM: health 503, still serving for drain_delay */
+} proxy_life_t;
+
 struct proxy {
     const config_t *cfg;
+    atomic_int state;          /* proxy_life_t */
+    uint64_t started_us;       /* wall clock at proxy_new (uptime) */
+    metrics_t *metrics;        /* the counters, one shard per worker (metrics.h) */
+    policy_rl_cidrs_t admin;   /* admin_allow: who besides loopback reads metrics and status */
     store_t *store;
     fetch_table_t *fetches;
     policy_rule_t defaults;    /* the rule of requests no [rule] matches */
@@ -72,6 +84,7 @@ typedef struct purge_fanout purge_fanout_t;
 typedef struct proxy_worker {
     proxy_t *px;
     worker_t *w;
+    metrics_shard_t *ms;       /* this worker's counters: only its thread writes them */
     http_server_t *srv;
     upstream_t *up;
     store_reader_t *rd;

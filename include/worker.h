@@ -32,6 +32,12 @@ typedef struct worker_hooks {
     /* A new TCP connection (already accepted) to adopt. */
     void (*on_connection)(worker_t *w, uv_tcp_t *listener);
     void *ud;
+    /* On the main thread (the one in worker_group_run), may be NULL:
+     * draining: SIGTERM arrived; the node will stop accepting after its
+     *   drain delay (health should answer 503 from now on);
+     * reload: SIGHUP arrived; re-read the configuration. */
+    void (*draining)(void *ud);
+    void (*reload)(void *ud);
 } worker_hooks_t;
 
 /* Bind the listeners (host:port, port 0 = ephemeral, shared by all workers)
@@ -49,6 +55,9 @@ void worker_group_run(worker_group_t *g);
 void worker_group_free(worker_group_t *g);
 /* Ask the group to stop (thread-safe, async-signal-unsafe). */
 void worker_group_stop(worker_group_t *g);
+/* The number of workers a group started with n gets (n, or the cores
+ * when n is 0). */
+unsigned worker_count_for(unsigned n);
 /* Number of workers and the i-th one. */
 unsigned worker_group_count(const worker_group_t *g);
 worker_t *worker_group_at(const worker_group_t *g, unsigned i);

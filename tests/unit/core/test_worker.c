@@ -147,7 +147,7 @@ static void on_connection(worker_t *w, uv_tcp_t *listener)
 
 static worker_group_t *start(group_ud_t *ud, unsigned n)
 {
-    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, ud };
+    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, ud, NULL, NULL };
     worker_group_t *g = NULL;
     char err[256] = "";
     int rc = worker_group_start(&g, "127.0.0.1:0", n, &hooks, err, sizeof err);
@@ -395,7 +395,7 @@ Test(worker, a_failing_init_stops_the_group_cleanly)
     group_ud_t ud;
     ud_init(&ud);
     ud.fail_init_at = 1;
-    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, &ud };
+    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, &ud, NULL, NULL };
     worker_group_t *g = (worker_group_t *)&ud; /* must be overwritten */
     char err[256] = "";
     int rc = worker_group_start(&g, "127.0.0.1:0", 3, &hooks, err, sizeof err);
@@ -415,7 +415,7 @@ Test(worker, a_bad_listen_address_starts_nothing)
 {
     group_ud_t ud;
     ud_init(&ud);
-    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, &ud };
+    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, &ud, NULL, NULL };
     worker_group_t *g = NULL;
     char err[256] = "";
     cr_assert_lt(worker_group_start(&g, "no-port-here", 2, &hooks, err, sizeof err), 0);

@@ -1,0 +1,85 @@
+/* control: /.cdn/health, /.cdn/metrics, /.cdn/status(.json) (see
+ * include/control.h). */
+#include "control.h"
+
+#include <llhttp.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "policy_ratelimit.h"
+
+#define NO_STORE "Cache-Control: no-store\r\n"
+
+typedef struct control_path {
+    const char *path;
+    bool admin;                /* loopback and admin_allow only */
+    void (*answer)(preq_t *p);
+} control_path_t;
+
+bool control_admin_allowed(const proxy_t *px, const struct sockaddr *peer)
+{
+    policy_rl_addr_t a;
+    if (!peer || policy_rl_addr_from_sockaddr(peer, &a))
+        return false;
+    static const uint8_t v4_loop[13] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127 };
+    static const uint8_t v6_loop[16] = { [15] = 1 };
+    if (memcmp(a.b, v4_loop, sizeof v4_loop) == 0 || memcmp(a.b, v6_loop, sizeof v6_loop) == 0)
+        return true;
+    return policy_rl_cidrs_match(&px->admin, &a);
+}
+
+/* 200 only while the node serves: started, not draining, store working. */
+static void answer_health(preq_t *p)
+{
+    proxy_t *px = p->pw->px;
+    const char *why = NULL;
+    switch (atomic_load(&px->state)) {
+    case PROXY_STARTING: why = "starting\n"; break;
+    case PROXY_DRAINING: why = "draining\n"; break;
+    default: break;
+    }
+    if (why)
+        http_resp_simple(p->c, 503, NO_STORE "Retry-After: 1\r\n", "text/plain", why, strlen(why));
+    else
+        http_resp_simple(p->c, 200, NO_STORE, "text/plain", "ok\n", 3);
+}
+
+static void answer_metrics(preq_t *p)
+{
+    buf_t out;
+    buf_init(&out, 16u << 20);
+    int rc = metrics_scrape(p->pw->px->metrics, &out);
+    if (rc)
+        http_resp_simple(p->c, 500, NO_STORE, "text/plain", "metrics: scrape failed\n", 23);
+    else
+        http_resp_simple(p->c, 200, NO_STORE, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+    buf_free(&out);
+}
+
+static const control_path_t paths[] = {
+    { "/.cdn/health", false, answer_health },
+    { "/.cdn/metrics", true, answer_metrics },
+};
+
+bool control_request(preq_t *p)
+{
+    http_req_t *r = p->req;
+    if (r->path_len < 6 || memcmp(r->target, "/.cdn/", 6) != 0)
+        return false;
+    http_conn_set_log_tag(p->c, "control");
+    const control_path_t *cp = NULL;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0] && !cp; i++)
+        if (strlen(paths[i].path) == r->path_len && memcmp(paths[i].path, r->target, r->path_len) == 0)
+            cp = &paths[i];
+    if (!cp) {
+        http_resp_simple(p->c, 404, NO_STORE, "text/plain", "unknown control path\n", 21);
+    } else if (cp->admin && !control_admin_allowed(p->pw->px, http_conn_peer(p->c))) {
+        http_resp_simple(p->c, 403, NO_STORE, "text/plain", "forbidden: loopback and admin_allow only\n", 41);
+    } else if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+        http_resp_simple(p->c, 405, NO_STORE "Allow: GET, HEAD\r\n", "text/plain", "use GET\n", 8);
+    } else {
+        cp->answer(p);
+    }
+    preq_end(p);
+    return true;
+}
