@@ -3,7 +3,7 @@
  *
  * /.cdn/health is open to everyone: load balancers probe it. The others
  * tell an outsider how the node is built and loaded, so they are open
- * only to the loopback and the admin_allow CIDRs, judged on the TCP peer
+ * only to the node's own host (127.0.0.1, ::1) and the admin_allow CIDRs, judged on the TCP peer
  * (never on X-Forwarded-For, which a client writes itself); everyone
  * else gets 403. */
 #ifndef CDN_CONTROL_H
