@@ -41,7 +41,7 @@ static void enter_forcing(worker_group_t *g, const char *why)
 {
     g->phase = GROUP_FORCING;
     uv_timer_stop(&g->phase_timer);
-    log_info("%s: closing the %u connections left", why, open_conns(g));
+    log_info("%s: closing the connections left (%u)", why, open_conns(g));
     post_all(g, worker__stop_force);
 }
 
@@ -50,7 +50,7 @@ static void enter_stopping(worker_group_t *g)
 {
     g->phase = GROUP_STOPPING;
     g->phase_start_ms = uv_now(&g->main_loop);
-    log_info("closing listeners: %u connections open, in-flight requests get up to %llu ms", open_conns(g),
+    log_info("closing listeners (open connections: %u); in-flight requests get up to %llu ms", open_conns(g),
              (unsigned long long)g->drain_timeout_ms);
     post_all(g, worker__stop_begin);
     if (g->drain_timeout_ms == 0)
@@ -90,7 +90,7 @@ static void start_drain(worker_group_t *g, const char *why)
     g->phase = GROUP_DRAINING;
     g->phase_start_ms = uv_now(&g->main_loop);
     mark_draining(g);
-    log_info("%s: draining: health answers 503, still serving for %llu ms (%u connections open)", why,
+    log_info("%s: draining: health answers 503, still serving for %llu ms (open connections: %u)", why,
              (unsigned long long)g->drain_delay_ms, open_conns(g));
     if (g->drain_delay_ms == 0)
         enter_stopping(g);
@@ -157,7 +157,10 @@ static void on_done_async(uv_async_t *a)
     if (g->phase == GROUP_STOPPING)
         log_info("in-flight requests finished in %llu ms", (unsigned long long)phase_ms(g));
     unsigned cut = atomic_load(&g->conns_cut);
-    log_info("workers stopped%s (%u connections closed by the drain timeout)", cut ? "" : " cleanly", cut);
+    if (cut)
+        log_info("workers stopped (connections closed by the drain timeout: %u)", cut);
+    else
+        log_info("workers stopped cleanly");
     uv_walk(&g->main_loop, worker__close_handle, NULL);
 }
 
