@@ -292,7 +292,8 @@ void http_resp_end_head(http_conn_t *c, int64_t content_length)
             c->resp_close = true; /* HTTP/1.0: the body ends at close */
         }
     }
-    if (!r->keep_alive || c->force_close || c->srv->stopping || worker_stopping(c->srv->worker))
+    /* Draining (SIGTERM): clients should move to another node. */
+    if (!r->keep_alive || c->force_close || c->srv->stopping || worker_draining(c->srv->worker))
         c->resp_close = true;
     if (c->resp_close)
         buf_puts(&c->head, "Connection: close\r\n");

@@ -74,12 +74,15 @@ int node_main(unsigned prog, const char *progname, int argc, char **argv)
     }
     log_info("%s (%s): %u workers, cache %s, origin %s", cfg.name, cfg.region, worker_group_count(g),
              cfg.cache_dir, cfg.origin);
+    worker_group_set_drain(g, cfg.drain_delay_ms, cfg.drain_timeout_ms);
     proxy_set_serving(px);
     printf("listening on %s\n", worker_group_address(g));
     fflush(stdout);
     worker_group_run(g);
+    /* Commits every queued store operation and syncs the environment. */
     proxy_free(px); /* the store's last callbacks may still post to the workers */
     worker_group_free(g);
+    log_info("store flushed; exiting");
     config_free(&cfg);
     upstream_global_cleanup();
     log_close();

@@ -2,8 +2,12 @@
  *
  * libuv 1.44 has no SO_REUSEPORT flag, so each worker's listening socket
  * is made by hand and handed to uv_tcp_open(). With port 0, the first
- * socket picks the port and the others bind to the same one. */
-#include "worker.h"
+ * socket picks the port and the others bind to the same one.
+ *
+ * The stop is driven by the main thread (worker_stop.c): it posts
+ * worker__stop_begin, then worker__stop_force if the drain timeout ends;
+ * each worker reports to it when its loop has ended. */
+#include "worker_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,45 +25,7 @@
 #include "config.h"
 #include "log.h"
 
-#define DRAIN_GRACE_MS 5000
 #define LOG_FLUSH_MS 200
-
-typedef struct post_msg {
-    struct post_msg *next;
-    worker_fn fn;
-    void *arg;
-} post_msg_t;
-
-struct worker {
-    worker_group_t *group;
-    unsigned index;
-    pthread_t thread;
-    uv_loop_t loop;
-    uv_tcp_t listener;
-    int listen_fd;
-    uv_async_t wakeup;
-    uv_timer_t timer;          /* access-log flush, and drain polling at stop */
-    pthread_mutex_t mu;
-    post_msg_t *head, *tail;   /* posted work, guarded by mu */
-    bool closed_to_posts;      /* guarded by mu */
-    atomic_bool stopping;
-    uint64_t stop_started_us;
-    unsigned conns;
-    void *state;
-    buf_t logbuf;
-    int init_rc;
-    uv_sem_t ready;
-};
-
-struct worker_group {
-    unsigned n;
-    worker_t *w;
-    worker_hooks_t hooks;
-    char address[80];
-    uv_loop_t main_loop;
-    uv_async_t stop_async;
-    uv_signal_t sigint, sigterm;
-};
 
 static _Thread_local worker_t *current;
 
@@ -69,8 +35,12 @@ void *worker_state(worker_t *w) { return w->state; }
 unsigned worker_index(const worker_t *w) { return w->index; }
 bool worker_stopping(const worker_t *w) { return atomic_load(&w->stopping); }
 buf_t *worker_log_buf(worker_t *w) { return &w->logbuf; }
-void worker_conn_add(worker_t *w, int delta) { w->conns = (unsigned)((int)w->conns + delta); }
-unsigned worker_conn_count(const worker_t *w) { return w->conns; }
+bool worker_draining(const worker_t *w) { return atomic_load_explicit(&w->group->draining, memory_order_relaxed); }
+void worker_conn_add(worker_t *w, int delta)
+{
+    atomic_fetch_add_explicit(&w->conns, (unsigned)delta, memory_order_relaxed); /* wraps back for -1 */
+}
+unsigned worker_conn_count(const worker_t *w) { return atomic_load_explicit(&w->conns, memory_order_relaxed); }
 unsigned worker_group_count(const worker_group_t *g) { return g->n; }
 worker_t *worker_group_at(const worker_group_t *g, unsigned i) { return &g->w[i]; }
 const char *worker_group_address(const worker_group_t *g) { return g->address; }
@@ -139,7 +109,7 @@ static void on_connection(uv_stream_t *server, int status)
     w->group->hooks.on_connection(w, (uv_tcp_t *)server);
 }
 
-static void close_handle(uv_handle_t *h, void *arg)
+void worker__close_handle(uv_handle_t *h, void *arg)
 {
     (void)arg;
     if (!uv_is_closing(h))
@@ -149,6 +119,8 @@ static void close_handle(uv_handle_t *h, void *arg)
 /* Final step on the worker: everything but the loop itself gets closed. */
 static void finish_stop(worker_t *w)
 {
+    w->finished = true; /* first: run_posts below may run a force_stop */
+    uv_timer_stop(&w->timer);
     worker_hooks_t *hk = &w->group->hooks;
     if (hk->close)
         hk->close(w, w->state, hk->ud);
@@ -166,25 +138,40 @@ static void on_timer(uv_timer_t *t)
 {
     worker_t *w = t->data;
     log_access_flush(&w->logbuf);
-    if (!atomic_load(&w->stopping))
-        return;
-    if (w->conns == 0 || worker_now_us() - w->stop_started_us > DRAIN_GRACE_MS * 1000ull) {
-        uv_timer_stop(t);
+    if (atomic_load(&w->stopping) && !w->finished && worker_conn_count(w) == 0)
         finish_stop(w);
-    }
 }
 
-static void begin_stop(void *arg)
+/* Posted by the main thread: stop accepting, let in-flight requests end. */
+void worker__stop_begin(void *arg)
 {
     worker_t *w = arg;
     if (atomic_exchange(&w->stopping, true))
         return;
-    w->stop_started_us = worker_now_us();
     uv_close((uv_handle_t *)&w->listener, on_listener_closed);
     worker_hooks_t *hk = &w->group->hooks;
     if (hk->stopping)
         hk->stopping(w, w->state, hk->ud);
     uv_timer_start(&w->timer, on_timer, 0, 20);
+}
+
+/* Posted by the main thread when the drain timeout (or a second signal)
+ * ends the wait: close what is left. */
+void worker__stop_force(void *arg)
+{
+    worker_t *w = arg;
+    worker__stop_begin(w);
+    if (w->finished)
+        return;
+    atomic_fetch_add(&w->group->conns_cut, worker_conn_count(w));
+    finish_stop(w);
+}
+
+/* The worker's loop has ended: tell the main thread (which waits for all). */
+static void report_done(worker_t *w)
+{
+    atomic_fetch_add(&w->group->done, 1);
+    uv_async_send(&w->group->done_async);
 }
 
 static void *worker_main(void *arg)
@@ -195,9 +182,14 @@ static void *worker_main(void *arg)
     w->state = hk->init ? hk->init(w, hk->ud) : NULL;
     if (hk->init && !w->state) {
         w->init_rc = -1;
+        w->finished = true;
+        pthread_mutex_lock(&w->mu);
+        w->closed_to_posts = true; /* the stop's posts are refused, not lost in a closed handle */
+        pthread_mutex_unlock(&w->mu);
         uv_sem_post(&w->ready);
-        uv_walk(&w->loop, close_handle, NULL);
+        uv_walk(&w->loop, worker__close_handle, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
+        report_done(w);
         return NULL;
     }
     int rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
@@ -209,6 +201,7 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (hk->fini)
         hk->fini(w, w->state, hk->ud);
+    report_done(w);
     return NULL;
 }
 
@@ -261,17 +254,6 @@ static void format_address(const struct sockaddr_storage *ss, char *out, size_t 
     }
 }
 
-static void on_stop_async(uv_async_t *a)
-{
-    uv_stop(a->loop);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    (void)signum;
-    uv_stop(s->loop);
-}
-
 int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
                        const worker_hooks_t *hooks, char *err, size_t errlen)
 {
@@ -287,6 +269,7 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
     g->w = calloc(n, sizeof *g->w);
     g->n = n;
     g->hooks = *hooks;
+    g->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
     for (unsigned i = 0; i < n; i++) {
         worker_t *w = &g->w[i];
         w->group = g;
@@ -304,6 +287,10 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Before the threads: a worker that fails reports done at once. The
+     * signal handlers go in before the caller says it listens, so SIGHUP
+     * never meets the default action (terminate). */
+    worker_group__init_main(g);
     for (unsigned i = 0; i < n; i++) {
         worker_t *w = &g->w[i];
         uv_loop_init(&w->loop);
@@ -326,12 +313,6 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
         uv_sem_wait(&g->w[i].ready);
         failed |= g->w[i].init_rc != 0;
     }
-    uv_loop_init(&g->main_loop);
-    uv_async_init(&g->main_loop, &g->stop_async, on_stop_async);
-    uv_signal_init(&g->main_loop, &g->sigint);
-    uv_signal_init(&g->main_loop, &g->sigterm);
-    uv_signal_start(&g->sigint, on_signal, SIGINT);
-    uv_signal_start(&g->sigterm, on_signal, SIGTERM);
     *out = g;
     if (failed) {
         snprintf(err, errlen, "a worker failed to start");
@@ -359,16 +340,16 @@ unsigned worker_count_for(unsigned n)
     return c > 0 ? (unsigned)c : 1;
 }
 
-void worker_group_stop(worker_group_t *g)
-{
-    uv_async_send(&g->stop_async);
-}
-
 void worker_group_run(worker_group_t *g)
 {
+    /* Returns once every worker reported done (on_done_async). */
     uv_run(&g->main_loop, UV_RUN_DEFAULT);
-    for (unsigned i = 0; i < g->n; i++)
-        worker_post(&g->w[i], begin_stop, &g->w[i]);
+    /* The process is on its way out: a late signal must not kill it
+     * before its caller flushed the store (libuv put back the default
+     * actions when it closed the signal handles). */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     for (unsigned i = 0; i < g->n; i++) {
         worker_t *w = &g->w[i];
         pthread_join(w->thread, NULL);
@@ -384,8 +365,6 @@ void worker_group_run(worker_group_t *g)
         w->head = w->tail = NULL;
         buf_free(&w->logbuf);
     }
-    uv_walk(&g->main_loop, close_handle, NULL);
-    uv_run(&g->main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&g->main_loop);
 }
 

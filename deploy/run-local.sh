@@ -11,8 +11,11 @@ SHIELD_PORT=${SHIELD_PORT:-8090}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
 mkdir -p var
 pids=()
+# SIGINT, as Ctrl-C: the nodes stop at once (no drain delay), still letting
+# in-flight requests finish. SIGTERM would keep them serving for their
+# drain_delay (5 s) first, for load balancers, which a demo has none of.
 cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null; done
     wait 2>/dev/null
 }
 trap cleanup EXIT

@@ -1,6 +1,8 @@
 /* node: the main program of a caching node, edge or shield: settings
  * (defaults, -c FILE, --key=value), the cache, the workers, and a clean
- * stop on SIGTERM/SIGINT. */
+ * stop: SIGTERM drains (health 503 for drain_delay, then in-flight
+ * requests get drain_timeout), SIGINT skips the delay, SIGHUP reloads;
+ * the store's writer is flushed before exit 0. */
 #ifndef CDN_NODE_H
 #define CDN_NODE_H
 

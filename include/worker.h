@@ -23,7 +23,7 @@ typedef struct worker_hooks {
     /* Shutdown, in three steps, all on the worker's thread:
      * stopping: the listener is closed; finish in-flight requests, close
      *   idle connections (may be NULL);
-     * close: once connections drained (or after a grace period), close
+     * close: once connections drained (or after the drain timeout), close
      *   every handle the state owns so the loop can end;
      * fini: the loop has ended; free the state. */
     void (*stopping)(worker_t *w, void *state, void *ud);
@@ -33,8 +33,8 @@ typedef struct worker_hooks {
     void (*on_connection)(worker_t *w, uv_tcp_t *listener);
     void *ud;
     /* On the main thread (the one in worker_group_run), may be NULL:
-     * draining: SIGTERM arrived; the node will stop accepting after its
-     *   drain delay (health should answer 503 from now on);
+     * draining: SIGTERM (or SIGINT) arrived; the node will stop accepting
+     *   after its drain delay (health should answer 503 from now on);
      * reload: SIGHUP arrived; re-read the configuration. */
     void (*draining)(void *ud);
     void (*reload)(void *ud);
@@ -46,15 +46,30 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
                        const worker_hooks_t *hooks, char *err, size_t errlen);
 /* The bound address as "HOST:PORT"; valid for the group's life. */
 const char *worker_group_address(const worker_group_t *g);
-/* Block until SIGINT/SIGTERM (or worker_group_stop), then stop every worker
- * and join the threads. Posting to a stopped worker fails cleanly (-1) until
- * worker_group_free, so free the group only after everything that might
- * still post to it (the store's writer thread) has stopped. */
+/* The shutdown's two waits (call before worker_group_run; defaults 0 and
+ * 5000 ms): after SIGTERM the group keeps accepting for delay_ms, then
+ * closes its listeners and gives open connections up to timeout_ms. */
+void worker_group_set_drain(worker_group_t *g, uint64_t delay_ms, uint64_t timeout_ms);
+/* Handle signals on this thread until the group has stopped, then join the
+ * threads:
+ * - SIGTERM (or worker_group_drain): hooks.draining runs at once and
+ *   responses carry Connection: close; after the drain delay the listeners
+ *   close; open connections get the drain timeout, then are closed;
+ * - SIGINT (or worker_group_stop): the same without the drain delay;
+ * - a second SIGTERM/SIGINT (or call) while stopping: stop now;
+ * - SIGHUP: hooks.reload, or a warning when it is NULL (never fatal).
+ * Each phase is logged. Afterwards SIGINT/SIGTERM/SIGHUP are ignored, so
+ * the caller's clean-up (the store's flush) runs to its end. Posting to a
+ * stopped worker fails cleanly (-ESHUTDOWN) until worker_group_free, so
+ * free the group only after everything that might still post to it (the
+ * store's writer thread) has stopped. */
 void worker_group_run(worker_group_t *g);
 /* Free a group that has run. */
 void worker_group_free(worker_group_t *g);
-/* Ask the group to stop (thread-safe, async-signal-unsafe). */
+/* Ask the group to stop as SIGINT does (thread-safe, async-signal-unsafe). */
 void worker_group_stop(worker_group_t *g);
+/* Ask the group to drain as SIGTERM does (thread-safe, async-signal-unsafe). */
+void worker_group_drain(worker_group_t *g);
 /* The number of workers a group started with n gets (n, or the cores
  * when n is 0). */
 unsigned worker_count_for(unsigned n);
@@ -76,10 +91,14 @@ unsigned worker_index(const worker_t *w);
 worker_t *worker_current(void);
 /* True once shutdown has begun on w (new requests should close). */
 bool worker_stopping(const worker_t *w);
+/* True once the group drains or stops (any thread): responses should carry
+ * Connection: close so clients move to another node. */
+bool worker_draining(const worker_t *w);
 /* The thread's access-log buffer (flushed on a timer and at stop). */
 buf_t *worker_log_buf(worker_t *w);
-/* Count of open connections on w (maintained by the server); shutdown
- * waits for it to reach 0 before calling close. */
+/* Count of open connections on w (maintained by the server, on w's
+ * thread; readable from any); shutdown waits for it to reach 0 (or the
+ * drain timeout) before calling close. */
 void worker_conn_add(worker_t *w, int delta);
 unsigned worker_conn_count(const worker_t *w);
 /* Wall-clock time in microseconds. */

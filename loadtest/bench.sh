@@ -30,7 +30,8 @@ fi
 T=$(mktemp -d /tmp/cdn-bench.XXXXXX)
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    # SIGINT: our nodes stop without their drain delay (SIGTERM drains).
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     [ -f "$T/nginx.pid" ] && kill -TERM "$(cat "$T/nginx.pid")" 2>/dev/null || true
     pkill -f "varnishd.*$T" 2>/dev/null || true
     wait 2>/dev/null || true

@@ -16,7 +16,9 @@ bench_init() {
 bench_cleanup() {
     local p
     if [ -f "$T/pids" ]; then
-        while read -r p; do kill -TERM "$p" 2>/dev/null || true; done <"$T/pids"
+        # SIGINT: a node's stop without its drain delay (SIGTERM would
+        # keep it serving for drain_delay, 5 s by default).
+        while read -r p; do kill -INT "$p" 2>/dev/null || true; done <"$T/pids"
         # bounded: 5 s each, then KILL
         while read -r p; do
             for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done

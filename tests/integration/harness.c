@@ -390,16 +390,26 @@ bool th_wait_log(const th_proc_t *p, const char *needle, int n)
     return th_wait_until(log_reached, &w, TH_TIMEOUT_MS);
 }
 
+/* After the first SIGINT: what a node's old fixed grace was. A node whose
+ * in-flight requests outlast it gets a second SIGINT (stop now). */
+#define TH_STOP_GRACE_MS 5000
+
 int th_stop(th_proc_t *p)
 {
     if (!p->reaped) {
-        kill(p->pid, SIGTERM);
-        if (!reap(p, TH_TIMEOUT_MS)) {
-            fprintf(stderr, "harness: %s did not stop within %d ms after SIGTERM; killing it\n", p->name,
-                    TH_TIMEOUT_MS);
-            kill(p->pid, SIGKILL);
-            reap(p, TH_TIMEOUT_MS);
-            p->status = 128 + SIGKILL;
+        /* SIGINT, not SIGTERM: it skips a node's drain delay (5 s by
+         * default), which would slow every test down; SIGTERM's drain is
+         * what test_edge_drain.c checks. */
+        kill(p->pid, SIGINT);
+        if (!reap(p, TH_STOP_GRACE_MS)) {
+            kill(p->pid, SIGINT);
+            if (!reap(p, TH_TIMEOUT_MS)) {
+                fprintf(stderr, "harness: %s did not stop within %d ms after SIGINT; killing it\n", p->name,
+                        TH_STOP_GRACE_MS + TH_TIMEOUT_MS);
+                kill(p->pid, SIGKILL);
+                reap(p, TH_TIMEOUT_MS);
+                p->status = 128 + SIGKILL;
+            }
         }
         if (p->status != 0) {
             char what[128];
@@ -408,6 +418,17 @@ int th_stop(th_proc_t *p)
         }
     }
     return p->status;
+}
+
+void th_signal(th_proc_t *p, int sig)
+{
+    if (!p->reaped)
+        kill(p->pid, sig);
+}
+
+int th_wait_exit(th_proc_t *p, int timeout_ms)
+{
+    return reap(p, timeout_ms) ? p->status : -1;
 }
 
 void th_kill9(th_proc_t *p)

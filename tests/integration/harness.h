@@ -62,10 +62,17 @@ th_proc_t *th_origin_args(const char *const argv[]);
 const char *th_addr(const th_proc_t *p);
 /* Process id (for tests that signal it themselves). */
 int th_pid(const th_proc_t *p);
-/* SIGTERM, wait (bounded; SIGKILL after TH_TIMEOUT_MS) and return the exit
- * status: 0..255 from exit(), 128 + N when killed by signal N. A non-zero
- * status prints the log tail. Idempotent: later calls return the same. */
+/* SIGINT (a node's stop without its drain delay), a second SIGINT (stop
+ * now) after 5 s, SIGKILL after TH_TIMEOUT_MS more; reap and return the
+ * exit status: 0..255 from exit(), 128 + N when killed by signal N. A
+ * non-zero status prints the log tail. Idempotent: later calls return the
+ * same. */
 int th_stop(th_proc_t *p);
+/* Send sig to p unless it has been reaped (SIGTERM to drain, SIGHUP...). */
+void th_signal(th_proc_t *p, int sig);
+/* Wait up to timeout_ms for p to exit on its own; its exit status (as
+ * th_stop returns it), or -1 while it still runs. */
+int th_wait_exit(th_proc_t *p, int timeout_ms);
 /* SIGKILL and reap. */
 void th_kill9(th_proc_t *p);
 /* Path of p's stderr log (to grep in tests); valid until the test ends. */

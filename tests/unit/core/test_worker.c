@@ -4,12 +4,17 @@
  * refused and never runs; the hooks run once per worker in their order
  * (init, stopping, close, fini) with the state init returned; close waits
  * for open connections to drain; a failing init stops the whole group
- * cleanly. ASan runs check that nothing leaks. */
+ * cleanly. The shutdown's phases: a drain keeps accepting (and says so,
+ * worker_draining) until its delay ends or a second request cuts it short;
+ * the drain timeout closes what is left; the draining and reload hooks run
+ * on the thread in worker_group_run, reload on SIGHUP. ASan runs check
+ * that nothing leaks. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +55,8 @@ typedef struct group_ud {
     atomic_int accepted;         /* connections adopted */
     atomic_int stopping;         /* stopping hooks run */
     atomic_int closed;           /* close hooks run */
+    atomic_int draining, reloads; /* main-thread hooks run */
+    pthread_t main_hook_thread;  /* where the last of them ran */
 } group_ud_t;
 
 typedef struct wstate {
@@ -91,6 +98,16 @@ static void on_stopping(worker_t *w, void *state, void *arg)
     atomic_fetch_add(&ud->stopping, 1);
 }
 
+static char conn_marker; /* the data of every adopted connection's handle */
+static void conn_closed(uv_handle_t *h);
+
+static void close_conn(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (h->data == &conn_marker && !uv_is_closing(h))
+        uv_close(h, conn_closed);
+}
+
 static void on_close(worker_t *w, void *state, void *arg)
 {
     group_ud_t *ud = arg;
@@ -98,6 +115,8 @@ static void on_close(worker_t *w, void *state, void *arg)
     hook(ud, w, 'C');
     atomic_store(&ud->conns_at_close[worker_index(w)], (int)worker_conn_count(w));
     atomic_fetch_add(&ud->closed, 1);
+    /* What the drain timeout left open is the state's to close. */
+    uv_walk(worker_loop(w), close_conn, NULL);
 }
 
 static void on_fini(worker_t *w, void *state, void *arg)
@@ -140,14 +159,31 @@ static void on_connection(worker_t *w, uv_tcp_t *listener)
         uv_close((uv_handle_t *)c, (uv_close_cb)free);
         return;
     }
+    c->data = &conn_marker;
     worker_conn_add(w, 1);
     uv_read_start((uv_stream_t *)c, conn_alloc, conn_read);
     atomic_fetch_add(&st->ud->accepted, 1);
 }
 
+static void on_draining(void *arg)
+{
+    group_ud_t *ud = arg;
+    CHECK(worker_current() == NULL); /* the main thread, not a worker */
+    ud->main_hook_thread = pthread_self();
+    atomic_fetch_add(&ud->draining, 1);
+}
+
+static void on_reload(void *arg)
+{
+    group_ud_t *ud = arg;
+    CHECK(worker_current() == NULL);
+    ud->main_hook_thread = pthread_self();
+    atomic_fetch_add(&ud->reloads, 1);
+}
+
 static worker_group_t *start(group_ud_t *ud, unsigned n)
 {
-    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, ud, NULL, NULL };
+    worker_hooks_t hooks = { on_init, on_stopping, on_close, on_fini, on_connection, ud, on_draining, on_reload };
     worker_group_t *g = NULL;
     char err[256] = "";
     int rc = worker_group_start(&g, "127.0.0.1:0", n, &hooks, err, sizeof err);
@@ -422,4 +458,84 @@ Test(worker, a_bad_listen_address_starts_nothing)
     cr_assert_null(g);
     cr_assert(strstr(err, "bad address"), "%s", err);
     cr_assert_eq(atomic_load(&ud.nhooks[0]) + atomic_load(&ud.nhooks[1]), 0, "no worker started");
+}
+
+/* --- drain phases and signals --- */
+
+static void *run_main(void *arg)
+{
+    worker_group_run(((runner_t *)arg)->g);
+    return NULL;
+}
+
+static bool one_draining(void *arg) { return atomic_load(&((group_ud_t *)arg)->draining) >= 1; }
+static bool one_reload(void *arg) { return atomic_load(&((group_ud_t *)arg)->reloads) >= 1; }
+static bool two_accepted(void *arg) { return atomic_load(&((group_ud_t *)arg)->accepted) >= 2; }
+
+Test(worker, a_drain_accepts_until_a_second_request_cuts_it_short, .timeout = 30)
+{
+    group_ud_t ud;
+    ud_init(&ud);
+    runner_t run = { .g = start(&ud, 2) };
+    worker_group_set_drain(run.g, 600000, 600000); /* only the second request can end it */
+    char addr[80];
+    snprintf(addr, sizeof addr, "%s", worker_group_address(run.g));
+    cr_assert_not(worker_draining(worker_group_at(run.g, 0)));
+    cr_assert_eq(pthread_create(&run.th, NULL, run_main, &run), 0);
+    worker_group_drain(run.g);
+    cr_assert(wait_for(one_draining, &ud, WAIT_MS), "the draining hook ran");
+    cr_assert(pthread_equal(ud.main_hook_thread, run.th), "on the thread in worker_group_run");
+    for (unsigned i = 0; i < 2; i++)
+        cr_assert(worker_draining(worker_group_at(run.g, i)));
+    /* Draining still accepts: two connections, held open. */
+    int fd1 = client_connect(addr), fd2 = client_connect(addr);
+    cr_assert(fd1 >= 0 && fd2 >= 0, "accepted during the delay");
+    cr_assert(wait_for(two_accepted, &ud, WAIT_MS));
+    cr_assert_eq(atomic_load(&ud.stopping), 0, "the listeners stay open for the delay");
+    /* The second request: stop now, closing what is open. */
+    worker_group_drain(run.g);
+    pthread_join(run.th, NULL);
+    cr_assert_eq(atomic_load(&ud.draining), 1, "the hook runs once");
+    cr_assert_eq(atomic_load(&ud.conns_at_close[0]) + atomic_load(&ud.conns_at_close[1]), 2,
+                 "close ran with both connections still open");
+    assert_hooks_once(&ud, 2);
+    close(fd1);
+    close(fd2);
+    worker_group_free(run.g);
+}
+
+Test(worker, the_drain_timeout_closes_what_is_left, .timeout = 30)
+{
+    group_ud_t ud;
+    ud_init(&ud);
+    runner_t run = { .g = start(&ud, 1) };
+    worker_group_set_drain(run.g, 0, 200);
+    int fd = client_connect(worker_group_address(run.g));
+    cr_assert_geq(fd, 0);
+    cr_assert(wait_for(one_accepted, &ud, WAIT_MS));
+    cr_assert_eq(pthread_create(&run.th, NULL, run_main, &run), 0);
+    kill(getpid(), SIGINT); /* a stop, without the (zero) delay */
+    pthread_join(run.th, NULL); /* ends although the client never closes */
+    cr_assert_eq(atomic_load(&ud.draining), 1);
+    cr_assert_eq(atomic_load(&ud.conns_at_close[0]), 1, "close ran at the timeout, the connection open");
+    assert_hooks_once(&ud, 1);
+    close(fd);
+    worker_group_free(run.g);
+}
+
+Test(worker, sighup_calls_reload_on_the_main_thread, .timeout = 30)
+{
+    group_ud_t ud;
+    ud_init(&ud);
+    runner_t run = { .g = start(&ud, 1) };
+    cr_assert_eq(pthread_create(&run.th, NULL, run_main, &run), 0);
+    kill(getpid(), SIGHUP);
+    cr_assert(wait_for(one_reload, &ud, WAIT_MS), "reload ran");
+    cr_assert(pthread_equal(ud.main_hook_thread, run.th));
+    cr_assert_eq(atomic_load(&ud.stopping), 0, "SIGHUP does not stop the group");
+    worker_group_stop(run.g);
+    pthread_join(run.th, NULL);
+    cr_assert_eq(atomic_load(&ud.reloads), 1);
+    assert_hooks_once(&ud, 1);
+    worker_group_free(run.g);
 }
