@@ -104,12 +104,16 @@ void status_sampler_close(proxy_t *px)
 
 /* --- the latest purges --- */
 
-static void append_items(char *out, size_t cap, size_t *len, char *const *items, size_t n, size_t *shown)
+/* Append items to out[cap] while they fit, keeping room for "+N more";
+ * the first item is always shown (truncated if need be). */
+static void append_items(char *out, size_t cap, size_t *len, char *const *items, size_t n, size_t *shown, bool *full)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !*full; i++) {
         size_t need = strlen(items[i]) + (*len ? 2 : 0);
-        if (*len + need + 16 >= cap && *shown)
-            return; /* keep room for "+N more" */
+        if (*shown && *len + need + 16 >= cap) {
+            *full = true; /* the rest are counted, in order */
+            return;
+        }
         int w = snprintf(out + *len, cap - *len, "%s%s", *len ? ", " : "", items[i]);
         *len = w < 0 ? *len : *len + (size_t)w < cap ? *len + (size_t)w : cap - 1;
         (*shown)++;
@@ -127,9 +131,10 @@ void status_purge_describe(status_purge_desc_t *d, const struct purge_req *r)
         return;
     }
     size_t len = 0, shown = 0, total = r->nurls + r->nprefixes + r->ntags;
-    append_items(d->what, sizeof d->what, &len, r->urls, r->nurls, &shown);
-    append_items(d->what, sizeof d->what, &len, r->prefixes, r->nprefixes, &shown);
-    append_items(d->what, sizeof d->what, &len, r->tags, r->ntags, &shown);
+    bool full = false;
+    append_items(d->what, sizeof d->what, &len, r->urls, r->nurls, &shown, &full);
+    append_items(d->what, sizeof d->what, &len, r->prefixes, r->nprefixes, &shown, &full);
+    append_items(d->what, sizeof d->what, &len, r->tags, r->ntags, &shown, &full);
     if (shown < total)
         snprintf(d->what + len, sizeof d->what - len, " +%zu more", total - shown);
 }
@@ -291,7 +296,7 @@ char *status_json(proxy_t *px, uint64_t now_ms)
         " s:o, s:o, s:o, s:o}",
         "node", "name", cfg->name, "role", cfg->program == CONFIG_SHIELD ? "shield" : "edge", "region", cfg->region,
         "version", CDN_VERSION, "now", (json_int_t)(now / 1000), "started", (json_int_t)(px->started_us / 1000000u),
-        "uptime_s", (double)up_us / 1e6, "totals", totals_json(m), "latency", "all", latency_json(m, all, 7), "hit",
+        "uptime_s", (double)up_us / 1e6, "totals", totals_json(m), "latency", "all", latency_json(m, all, sizeof all / sizeof all[0]), "hit",
         latency_json(m, hit, 1), "miss", latency_json(m, miss, 1), "store", "bytes", (json_int_t)ss.bytes,
         "bytes_max", (json_int_t)ss.bytes_max, "objects", (json_int_t)ss.objects, "evictions",
         (json_int_t)ss.evictions, "map_size", (json_int_t)ss.map_size, "upstreams", upstreams_json(px, now_ms),
