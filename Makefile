@@ -13,7 +13,7 @@ SANITIZE ?=
 comma := ,
 PKGS    := libuv libcurl lmdb jansson vips libcrypto
 DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-dev libvips-dev \
-            libssl-dev libcriterion-dev pkg-config
+            libssl-dev libcriterion-dev pkg-config chromium
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -38,7 +38,9 @@ LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm
 
 CORE_SRC   := $(wildcard core/*.c) $(wildcard policies/*.c)
-CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o)
+# The status page (core/status_page.html) is compiled in as a byte array.
+GEN_OBJ    := $(BUILD)/gen/status_page.o
+CORE_OBJ   := $(CORE_SRC:%.c=$(BUILD)/%.o) $(GEN_OBJ)
 LLHTTP_OBJ := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 EDGE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard edge/*.c))
 SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
@@ -85,6 +87,25 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(XINC) -c -o $@ $<
 
+# The page as bytes, with od and sed only (no xxd): " 3c 21" -> "0x3c,0x21,".
+$(BUILD)/gen/status_page.c: core/status_page.html
+	@mkdir -p $(@D)
+	@{ echo '/* Generated from core/status_page.html by the Makefile: do not edit. */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const unsigned char status_page_html[];'; \
+	  echo 'extern const size_t status_page_html_len;'; \
+	  echo 'const unsigned char status_page_html[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const size_t status_page_html_len = sizeof status_page_html;'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The version the status page shows: git's description of the checkout.
+CDN_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/core/status.o: XINC := -DCDN_VERSION='"$(CDN_VERSION)"'
+
 # llhttp is generated code: compiled from the Debian package's sources with
 # its own (looser) warning set.
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
@@ -103,6 +124,7 @@ deps:
 # Cheap check used by run/test: calls `deps` only when something is missing.
 deps-check:
 	@pkg-config --exists $(PKGS) criterion vips 2>/dev/null && [ -f $(LLHTTP_SRC)/llhttp.c ] \
+	  && command -v chromium >/dev/null \
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check

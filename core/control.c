@@ -7,6 +7,7 @@
 
 #include "metrics.h"
 #include "policy_ratelimit.h"
+#include "status.h"
 
 #define NO_STORE "Cache-Control: no-store\r\n"
 
@@ -62,6 +63,8 @@ static void answer_metrics(preq_t *p)
 static const control_path_t paths[] = {
     { "/.cdn/health", false, answer_health },
     { "/.cdn/metrics", true, answer_metrics },
+    { "/.cdn/status", true, status_answer_page },
+    { "/.cdn/status.json", true, status_answer_json },
 };
 
 bool control_request(preq_t *p)

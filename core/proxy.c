@@ -21,6 +21,7 @@
 #include "proxy_metrics.h"
 #include "purge_fanout.h"
 #include "purge_req.h"
+#include "status.h"
 
 #define TICK_MS 100
 
@@ -85,6 +86,8 @@ static void *w_init(worker_t *w, void *ud)
         pw->health = health_start(worker_loop(w), px->primary, px->primary_shields ? "/.cdn/health" : cfg->health_path,
                                   cfg->health_interval_ms, cfg->health_timeout_ms);
     }
+    if (worker_index(w) == 0)
+        status_sampler_start(px, worker_loop(w)); /* the status page's history */
     return pw;
 }
 
@@ -116,6 +119,8 @@ static void w_close(worker_t *w, void *state, void *ud)
     purge_fanout_close_all(pw);
     upstream_close(pw->up);
     health_close(pw->health);
+    if (worker_index(w) == 0)
+        status_sampler_close(pw->px);
     store_reader_flush_touches(pw->rd);
     uv_close((uv_handle_t *)&pw->tick, NULL);
 }
@@ -319,6 +324,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     };
     int rc = policy_rl_cidrs_parse(&px->admin, cfg->admin_allow, err, errlen);
     if (!rc)
+        rc = status_new(&px->status, err, errlen);
+    if (!rc)
         rc = proxy_metrics_setup(px, worker_count_for(cfg->workers), err, errlen);
     if (!rc && (rc = limit_setup(px, err, errlen)))
         proxy_metrics_teardown(px);
@@ -332,6 +339,7 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         proxy_metrics_teardown(px);
     }
     if (rc) {
+        status_free(px->status);
         pool_free(px->primary);
         pool_free(px->fallback);
         free(px->opts);
@@ -366,6 +374,7 @@ void proxy_free(proxy_t *px)
     fetch_table_free(px->fetches);
     limit_teardown(px);
     proxy_metrics_teardown(px);
+    status_free(px->status);
     pool_free(px->primary);
     pool_free(px->fallback);
     free(px->opts);

@@ -19,6 +19,7 @@
 #include "preq.h"
 #include "purge_fanout.h"
 #include "purge_req.h"
+#include "status.h"
 
 /* One purge in flight. */
 enum { PART_URLS, PART_TAGS, PART_PREFIXES, PART_COUNT };
@@ -36,6 +37,7 @@ typedef struct purge_op {
     atomic_int failed;
     bool all, soft;
     char *fwd_json;            /* to pass on to the peers (NULL: a passed-on purge, or no peers) */
+    status_purge_desc_t desc;  /* what it asked for, for the status page */
 } purge_op_t;
 
 bool purge_is_request(const preq_t *p)
@@ -67,6 +69,10 @@ static void respond_error(preq_t *p, int status, const char *msg)
 static void answer(purge_op_t *op, const purge_peer_result_t *peers, size_t npeers)
 {
     preq_t *p = op->p;
+    uint64_t count = 0;
+    for (int i = 0; i < PART_COUNT; i++)
+        count += atomic_load(&op->parts[i].count);
+    status_purge_record(p->pw->px, &op->desc, op->soft, count, !atomic_load(&op->failed));
     if (p->c) {
         if (atomic_load(&op->failed)) {
             respond_error(p, 500, "the store could not apply the whole purge");
@@ -173,6 +179,7 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
     op->p = p;
     op->all = r->all;
     op->soft = r->soft;
+    status_purge_describe(&op->desc, r);
     atomic_init(&op->pending, 1);
     for (int i = 0; i < PART_COUNT; i++)
         op->parts[i].op = op; /* counts start at 0 (calloc) */

@@ -42,6 +42,7 @@ struct proxy {
     atomic_int state;          /* proxy_life_t */
     uint64_t started_us;       /* wall clock at proxy_new (uptime) */
     metrics_t *metrics;        /* the counters, one shard per worker (metrics.h) */
+    struct status *status;     /* the status page's history and latest purges (status.h) */
     policy_rl_cidrs_t admin;   /* admin_allow: who besides loopback reads metrics and status */
     store_t *store;
     fetch_table_t *fetches;
