@@ -59,6 +59,7 @@ struct worker_group {
     uv_loop_t main_loop;
     uv_async_t stop_async;
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;        /* TEMPORARY (reload helper): the drain helper's version wins */
 };
 
 static _Thread_local worker_t *current;
@@ -266,6 +267,14 @@ static void on_stop_async(uv_async_t *a)
     uv_stop(a->loop);
 }
 
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    worker_group_t *g = s->data;
+    if (g->hooks.reload)
+        g->hooks.reload(g->hooks.ud);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)signum;
@@ -332,6 +341,9 @@ int worker_group_start(worker_group_t **out, const char *listen, unsigned n,
     uv_signal_init(&g->main_loop, &g->sigterm);
     uv_signal_start(&g->sigint, on_signal, SIGINT);
     uv_signal_start(&g->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&g->main_loop, &g->sighup);
+    g->sighup.data = g;
+    uv_signal_start(&g->sighup, on_sighup, SIGHUP);
     *out = g;
     if (failed) {
         snprintf(err, errlen, "a worker failed to start");
