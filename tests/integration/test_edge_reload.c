@@ -38,7 +38,7 @@ static void write_conf(const node_t *n, const char *origin, const char *extra)
     cr_assert_eq(rename(tmp, n->path), 0);
 }
 
-static void start(node_t *n, const char *origin, const char *extra)
+static void start_bin(node_t *n, const char *bin, const char *origin, const char *extra)
 {
     char *tmp = th_tmpdir();
     snprintf(n->path, sizeof n->path, "%s/edge.conf", tmp);
@@ -46,9 +46,14 @@ static void start(node_t *n, const char *origin, const char *extra)
     write_conf(n, origin, extra);
     /* A flag wins over the file, at start and at every reload. */
     const char *argv[] = { "-c", n->path, "--workers=2", "--name=reload-edge", NULL };
-    n->edge = th_spawn("edge", argv);
+    n->edge = th_spawn(bin, argv);
     n->e = th_addr(n->edge);
     n->reloads = 0;
+}
+
+static void start(node_t *n, const char *origin, const char *extra)
+{
+    start_bin(n, "edge", origin, extra);
 }
 
 static void sighup(const node_t *n)
@@ -214,6 +219,36 @@ Test(reload, rate_limit_change_applies)
         th_resp_free(r);
     }
     cr_assert_eq(refused, 2, "one request a minute: the 2nd and 3rd are refused");
+}
+
+typedef struct origin_hits {
+    const char *o;
+    const char *path;
+} origin_hits_t;
+
+static bool origin_hit(void *arg)
+{
+    origin_hits_t *h = arg;
+    return th_origin_requests(h->o, h->path) > 0;
+}
+
+Test(reload, shield_health_checks_follow_a_changed_origin)
+{
+    th_proc_t *o1 = th_origin(), *o2 = th_origin();
+    node_t n;
+    start_bin(&n, "shield", th_addr(o1), "health_interval = 100ms\nhealth_path = /hc1\n");
+    origin_hits_t h1 = { th_addr(o1), "/hc1" }, h2 = { th_addr(o2), "/hc2" };
+    cr_assert(th_wait_until(origin_hit, &h1, 5000), "the shield checks its origin");
+    write_conf(&n, th_addr(o2), "health_interval = 100ms\nhealth_path = /hc2\n");
+    reload(&n);
+    cr_assert(th_wait_until(origin_hit, &h2, 5000), "the checker follows the new origin");
+    cr_assert(th_wait_log(n.edge, "reload: health_path /hc1 -> /hc2", 1));
+    th_resp_t *r = th_get(n.e, "/s?size=10");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->status, 200);
+    th_resp_free(r);
+    cr_assert_eq(th_origin_requests(th_addr(o2), "/s"), 1);
+    cr_assert_eq(th_stop(n.edge), 0);
 }
 
 /* --- many reloads under load (run it under ASan: old generations are
