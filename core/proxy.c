@@ -1,26 +1,22 @@
 /* proxy: engine set-up and the worker hooks: every worker gets its HTTP
  * server (whose requests preq.c runs), upstream client and store reader;
- * the node gets its store, collapsing table, pools and policy options. */
+ * the node gets its store, collapsing table and its first configuration
+ * generation (pools, rules' options: proxy_conf.c); SIGHUP goes to
+ * reload.c. */
 #include "proxy_state.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "derive.h"
 #include "limit.h"
-#include "hash.h"
 #include "log.h"
-#include "policy_key.h"
 #include "job.h"
-#include "policy_vary.h"
 #include "preq.h"
 #include "proxy_metrics.h"
 #include "purge_fanout.h"
-#include "purge_req.h"
 #include "reload.h"
 
 #define TICK_MS 100

@@ -82,30 +82,42 @@ static void switched(proxy_conf_t *c)
         log_info("reload: applied (generation %u)", c->gen);
 }
 
-/* On each worker: take the new generation (arg, with its reference). */
+/* What a worker gets on reload: the generation (with a reference for it)
+ * and, for worker 0, a retired-list node made beforehand, so closing the
+ * old health checker cannot fail. */
+typedef struct switch_msg {
+    proxy_conf_t *conf;
+    proxy_retired_t *spare;
+} switch_msg_t;
+
+/* On each worker: take the new generation. */
 static void on_switch(void *arg)
 {
-    proxy_conf_t *c = arg;
+    switch_msg_t *m = arg;
+    proxy_conf_t *c = m->conf;
     proxy_worker_t *pw = worker_state(worker_current());
     proxy_conf_t *old = pw->conf;
     pw->conf = c;
     http_server_opts_t so;
     http_server_opts_from_config(&so, &c->cfg);
     http_server_set_limits(pw->srv, &so);
-    if (worker_index(pw->w) == 0 && health_changed(old, c)) {
-        proxy_retired_t *r = pw->health ? calloc(1, sizeof *r) : NULL;
-        if (r) {
+    /* Once stopping, no new checker: w_close may have run already. */
+    if (m->spare && !worker_stopping(pw->w) && health_changed(old, c)) {
+        if (pw->health) {
+            proxy_retired_t *r = m->spare;
+            m->spare = NULL;
             health_close(pw->health);
             r->health = pw->health;
-            r->conf = old; /* our reference moves to it */
+            r->conf = old; /* our reference moves to it: the checker read its pool */
             old = NULL;
             r->next = pw->retired;
             pw->retired = r;
             pw->health = NULL;
         }
-        if (!pw->health) /* out of memory: the old checker goes on */
-            reload_health_start(pw);
+        reload_health_start(pw);
     }
+    free(m->spare);
+    free(m);
     proxy_conf_unref(old);
     switched(c);
 }
@@ -182,9 +194,23 @@ void reload_run(proxy_t *px)
     atomic_store(&nc->pending, px->nworkers);
     px->conf = nc;
     for (unsigned i = 0; i < px->nworkers; i++) {
-        proxy_conf_ref(nc);
-        if (worker_post(px->workers[i], on_switch, nc)) { /* the worker is stopping */
-            proxy_conf_unref(nc);
+        switch_msg_t *m = calloc(1, sizeof *m);
+        if (m && i == 0 && !(m->spare = calloc(1, sizeof *m->spare))) {
+            free(m);
+            m = NULL;
+        }
+        if (m) {
+            m->conf = nc;
+            proxy_conf_ref(nc);
+        }
+        if (!m || worker_post(px->workers[i], on_switch, m)) {
+            /* The worker is stopping (or no memory): it keeps the generation it has. */
+            if (m) {
+                proxy_conf_unref(nc);
+                free(m->spare);
+                free(m);
+            }
+            log_warn("reload: worker %u keeps the previous configuration (stopping, or out of memory)", i);
             switched(nc);
         }
     }
