@@ -29,7 +29,7 @@ bool control_admin_allowed(const proxy_t *px, const struct sockaddr *peer)
     static const uint8_t v6_loop[16] = { [15] = 1 };
     if (memcmp(a.b, v4_loop, sizeof v4_loop) == 0 || memcmp(a.b, v6_loop, sizeof v6_loop) == 0)
         return true;
-    return policy_rl_cidrs_match(&px->admin, &a);
+    return policy_rl_cidrs_match(&proxy_conf_here(px)->admin, &a); /* admin_allow reloads */
 }
 
 /* 200 only while the node serves: started, not draining, store working. */

@@ -50,6 +50,7 @@ void derive_unref(derive_t *d)
     buf_free(&d->src_cstatus);
     buf_free(&d->tags);
     buf_free(&d->out);
+    proxy_conf_unref(d->conf);
     free(d);
 }
 
@@ -170,7 +171,7 @@ static bool src_head(derive_t *d, const fetch_view_t *v)
     buf_t fields, sk;
     buf_init(&fields, 64 * 1024);
     buf_init(&sk, 64 * 1024);
-    int vk = policy_vary_fields_with(&fields, v->hdrs, px->pass_keyed, px->pass_keyed_len);
+    int vk = policy_vary_fields_with(&fields, v->hdrs, d->conf->pass_keyed, d->conf->pass_keyed_len);
     if (vk == POLICY_VARY_KEY && policy_vary_key_from_fields(&sk, fields.data, fields.len, &d->req_hdrs) == 0)
         d->src_variant = policy_vary_id(sk.data, sk.len);
     else if (vk != POLICY_VARY_NONE)
@@ -209,7 +210,7 @@ static void src_pump(derive_t *d)
         if (!d->head_seen) {
             if (v.redispatch ||
                 (d->src_collapsed && v.state != FETCH_FAILED && v.req_hdrs &&
-                 !policy_vary_response_matches_with(v.hdrs, px->pass_keyed, px->pass_keyed_len, v.req_hdrs,
+                 !policy_vary_response_matches_with(v.hdrs, d->conf->pass_keyed, d->conf->pass_keyed_len, v.req_hdrs,
                                                     &d->req_hdrs))) {
                 derive_go_private(d);
                 return;
@@ -289,6 +290,8 @@ static derive_t *derive_new(preq_t *p, fetch_t *vf)
     d->pw = p->pw;
     d->w = p->pw->w;
     d->px = p->pw->px;
+    d->conf = p->conf;
+    proxy_conf_ref(d->conf);
     d->vf = vf;
     fetch_ref(vf);
     http_fields_init(&d->req_hdrs, 0);
@@ -411,16 +414,7 @@ int derive_setup(proxy_t *px, char *err, size_t errlen)
     int rc = image_init(&px->image_opts, err, errlen);
     if (rc)
         return rc;
-    px->image_avif = image_avif_available();
-    if (cfg->image_signing_key_file[0]) {
-        /* Read once at start-up, under the same rules as the purge token. */
-        rc = purge_token_load(cfg->image_signing_key_file, px->image_key, sizeof px->image_key, err, errlen);
-        if (rc) {
-            image_shutdown();
-            return rc;
-        }
-        px->image_key_len = strlen(px->image_key);
-    }
+    px->image_avif = image_avif_available(); /* the signing key is the generation's (proxy_conf.c) */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg->image_workers ? cfg->image_workers : cores > 0 ? (unsigned)cores : 1;
     rc = task_pool_new(&px->image_pool, threads, cfg->image_queue, "img");

@@ -28,6 +28,7 @@ struct derive {
     proxy_worker_t *pw;
     worker_t *w;
     proxy_t *px;
+    proxy_conf_t *conf;        /* the generation of the request that started it (held) */
     fetch_t *vf;               /* the variant's fetch: we publish on it */
     bool vf_done;              /* vf finished (published or failed) */
     fetch_t *sf;               /* the source's fetch, while we read it */

@@ -702,3 +702,17 @@ void http_conn_set_log_upstream(http_conn_t *c, const char *target, uint64_t ups
     c->log_upstream = target;
     c->log_upstream_us = upstream_us;
 }
+
+void http_server_set_limits(http_server_t *s, const http_server_opts_t *o)
+{
+    /* Read where used (a timer's start, an accept, a request's end), never
+     * cached per connection: the next use sees them. The size bounds are
+     * not taken: they sized the connections' buffers. */
+    s->opts.header_timeout_ms = o->header_timeout_ms;
+    s->opts.idle_timeout_ms = o->idle_timeout_ms;
+    s->opts.send_timeout_ms = o->send_timeout_ms;
+    s->opts.max_connections = o->max_connections;
+    s->opts.max_connections_total = o->max_connections_total;
+    s->opts.max_requests_per_connection = o->max_requests_per_connection;
+    s->opts.min_recv_rate = o->min_recv_rate;
+}

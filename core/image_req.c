@@ -61,8 +61,8 @@ int image_req_recv(preq_t *p, http_slice_t host)
         p->img = NULL;
         return 0;
     }
-    if (px->image_key_len &&
-        !policy_sign_check(px->image_key, px->image_key_len, req->target, req->path_len, q, qlen))
+    if (p->conf->image_key_len &&
+        !policy_sign_check(p->conf->image_key, p->conf->image_key_len, req->target, req->path_len, q, qlen))
         return fail(img, 403, "%s\n", "image URL signature missing or wrong (sig)");
     if (img->params.fmt == POLICY_IMAGE_FMT_AVIF && !px->image_avif)
         return fail(img, 400, "bad image parameter: %s\n", "fmt: avif output is not available on this node");
@@ -88,7 +88,7 @@ int image_req_recv(preq_t *p, http_slice_t host)
         t->data[--t->len] = '\0'; /* nothing left of the query */
     if (!rc) {
         buf_reset(&p->key);
-        rc = preq_cache_key(px, host, t->data, t->len, &p->key, &p->rule, &p->popts);
+        rc = preq_cache_key(p->conf, host, t->data, t->len, &p->key, &p->rule, &p->popts);
     }
     if (rc)
         return fail(img, rc == -E2BIG ? 414 : 400, "%s\n", "invalid request target");

@@ -113,6 +113,7 @@ void job_unref(fjob_t *j)
     free(j->up_path);
     buf_free(&j->body);
     free(j->url);
+    proxy_conf_unref(j->conf);
     free(j);
 }
 
@@ -261,7 +262,7 @@ static int on_body(void *ctx, const char *p, size_t n)
 {
     fjob_t *j = ctx;
     j->body_len += n;
-    if (j->state == JOB_STREAM_STORE && j->body_len > j->px->cfg->max_object_size) {
+    if (j->state == JOB_STREAM_STORE && j->body_len > j->conf->cfg.max_object_size) {
         /* A body of unannounced length grew past the bound: pass it on, don't keep it. */
         set_state(j, JOB_STREAM_PASS);
         fetch_stop_storing(j->f);
@@ -459,6 +460,8 @@ void job_start(preq_t *p, fetch_t *f, job_kind_t kind, const stored_t *validate)
     j->f = f;
     fetch_ref(f);
     j->method = req->method;
+    j->conf = p->conf; /* p->rule and p->popts point into it */
+    proxy_conf_ref(j->conf);
     j->rule = p->rule;
     j->popts = p->popts;
     j->pol = p->pol;

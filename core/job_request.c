@@ -11,10 +11,10 @@
 #include "preq.h"
 
 /* Was this forwarding header configured to pass (pass_headers*)? */
-static bool passed(const proxy_t *px, http_slice_t n)
+static bool passed(const proxy_conf_t *pc, http_slice_t n)
 {
-    return policy_vary_listed(px->pass_keyed, px->pass_keyed_len, n.p, n.len) ||
-           policy_vary_listed(px->pass_unkeyed, px->pass_unkeyed_len, n.p, n.len);
+    return policy_vary_listed(pc->pass_keyed, pc->pass_keyed_len, n.p, n.len) ||
+           policy_vary_listed(pc->pass_unkeyed, pc->pass_unkeyed_len, n.p, n.len);
 }
 
 /* Headers to send upstream: the client's, minus hop-by-hop fields and the
@@ -27,6 +27,7 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
 {
     const http_fields_t *h = &p->req->hdrs;
     const proxy_t *px = p->pw->px;
+    const proxy_conf_t *pc = p->conf;
     static const char *fill_drop[] = { "range", "if-range", "if-match", "if-none-match",
                                        "if-modified-since", "if-unmodified-since", NULL };
     http_slice_t via = { NULL, 0 }, xff = { NULL, 0 }, host = { NULL, 0 };
@@ -36,7 +37,7 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
         if (policy_hop_by_hop(n.p, n.len) || policy_connection_listed(h, n.p, n.len))
             continue;
         if (policy_forwarding_header(n.p, n.len)) {
-            if (!passed(px, n))
+            if (!passed(pc, n))
                 continue;
             client_xfh |= http_name_eq(n, "x-forwarded-host");
             client_xfp |= http_name_eq(n, "x-forwarded-proto");
@@ -51,7 +52,7 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
             xff = v;
             continue;
         }
-        if (http_name_eq(n, "host") && !px->cfg->forward_host)
+        if (http_name_eq(n, "host") && !pc->cfg.forward_host)
             continue;
         bool drop = false;
         for (int k = 0; fill && fill_drop[k]; k++)

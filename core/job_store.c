@@ -24,18 +24,18 @@
 #include "policy_vary.h"
 
 /* Fields a node keeps for its own decisions but does not pass on. */
-static bool hidden_field(const proxy_t *px, http_slice_t n)
+static bool hidden_field(const proxy_conf_t *pc, http_slice_t n)
 {
     return http_name_eq(n, "surrogate-control") ||
-           (http_name_eq(n, "cdn-cache-control") && !px->cfg->forward_cdn_cache_control) ||
-           (policy_tags_field(n) && !px->cfg->forward_surrogate_keys);
+           (http_name_eq(n, "cdn-cache-control") && !pc->cfg.forward_cdn_cache_control) ||
+           (policy_tags_field(n) && !pc->cfg.forward_surrogate_keys);
 }
 
 /* Split fields h into the client block and the hidden block: no
  * hop-by-hop fields, no framing (rebuilt per response), no Age
  * (recomputed), Cache-Status apart (nodes append to it). A stored response
  * also loses what the store must not keep (Set-Cookie, private="..."). */
-static void split_fields(const proxy_t *px, const http_fields_t *h, const policy_resp_t *r, bool stored, buf_t *block,
+static void split_fields(const proxy_conf_t *pc, const http_fields_t *h, const policy_resp_t *r, bool stored, buf_t *block,
                          buf_t *hidden, buf_t *own, http_slice_t *cs)
 {
     for (size_t i = 0; i < h->n; i++) {
@@ -47,7 +47,7 @@ static void split_fields(const proxy_t *px, const http_fields_t *h, const policy
             *cs = v;
             continue;
         }
-        buf_t *to = hidden_field(px, n) ? hidden : block;
+        buf_t *to = hidden_field(pc, n) ? hidden : block;
         if (stored && !policy_field_storable(r, h, n.p, n.len))
             to = own; /* not shared: only the client that asked gets it */
         if (!to || (to == hidden && !stored))
@@ -101,6 +101,7 @@ static int encode_object(buf_t *out, int status, const policy_entry_t *e, const 
 resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, int64_t cl, int64_t now)
 {
     const proxy_t *px = j->px;
+    const proxy_conf_t *pc = j->conf;
     policy_resp_t r;
     policy_resp_parse(&r, status, hdrs, j->popts);
     const char *why = NULL;
@@ -111,7 +112,7 @@ resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, in
         storable = false;
         why = "upstream-error";
     }
-    if (storable && cl >= 0 && (uint64_t)cl > px->cfg->max_object_size) {
+    if (storable && cl >= 0 && (uint64_t)cl > pc->cfg.max_object_size) {
         storable = false;
         why = "too-large";
     }
@@ -123,7 +124,7 @@ resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, in
     buf_reset(&j->vary_fields);
     j->variant = 0;
     if (storable) {
-        int vk = policy_vary_fields_with(&j->vary_fields, hdrs, px->pass_keyed, px->pass_keyed_len);
+        int vk = policy_vary_fields_with(&j->vary_fields, hdrs, pc->pass_keyed, pc->pass_keyed_len);
         if (vk == POLICY_VARY_KEY && policy_vary_key_from_fields(&skey, j->vary_fields.data, j->vary_fields.len,
                                                                  &j->req_hdrs) == 0) {
             j->variant = policy_vary_id(skey.data, skey.len);
@@ -143,7 +144,7 @@ resp_info_t *job_store_plan(fjob_t *j, int status, const http_fields_t *hdrs, in
         why = "no-freshness";
     }
     http_slice_t cs = { "", 0 };
-    split_fields(px, hdrs, &r, storable, &block, &hidden, &own, &cs);
+    split_fields(pc, hdrs, &r, storable, &block, &hidden, &own, &cs);
     bool has_date = false;
     http_slice_t d;
     has_date = http_fields_get(hdrs, "date", &d);
@@ -243,6 +244,7 @@ bool job_store_commit(fjob_t *j)
 job_store_304_t job_store_revalidated(fjob_t *j, const http_fields_t *hdrs, int64_t now)
 {
     const proxy_t *px = j->px;
+    const proxy_conf_t *pc = j->conf;
     object_meta_t sm;
     http_fields_t sf, merged;
     buf_t block, hidden, meta;
@@ -272,7 +274,7 @@ job_store_304_t job_store_revalidated(fjob_t *j, const http_fields_t *hdrs, int6
     if (http_fields_get(hdrs, "cache-status", &newcs))
         cs = newcs;
     http_slice_t ignored;
-    split_fields(px, &merged, &r, true, &block, &hidden, NULL, &ignored);
+    split_fields(pc, &merged, &r, true, &block, &hidden, NULL, &ignored);
     if (encode_object(&meta, sm.status, &e, &block, &hidden, cs, (http_slice_t){ sm.vary, sm.vary_len }))
         goto out;
     static const http_slice_t none = { "", 0 };

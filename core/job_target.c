@@ -15,7 +15,7 @@ enum { PHASE_PRIMARY, PHASE_FALLBACK, PHASE_PANIC_PRIMARY, PHASE_PANIC_FALLBACK,
 
 static pool_t *phase_pool(const fjob_t *j, int phase)
 {
-    return phase & 1 ? j->px->fallback : j->px->primary;
+    return phase & 1 ? j->conf->fallback : j->conf->primary;
 }
 
 static uint64_t now_ms(const fjob_t *j)
@@ -76,7 +76,7 @@ void job_target_report(fjob_t *j, pool_result_t r, const char *why)
     pool_change_t ch = pool_report(j->pool, (size_t)j->target, r, now_ms(j));
     if (ch == POOL_CHANGE_DOWN)
         log_warn("%s is down (%s)%s", pool_name(j->pool, (size_t)j->target), why,
-                 pool_size(j->pool) == 1 && !j->px->fallback ? "; it is the only upstream, so it is still used" : "");
+                 pool_size(j->pool) == 1 && !j->conf->fallback ? "; it is the only upstream, so it is still used" : "");
     else if (ch == POOL_CHANGE_UP)
         log_warn("%s is back", pool_name(j->pool, (size_t)j->target));
 }
@@ -86,6 +86,6 @@ void job_target_report(fjob_t *j, pool_result_t r, const char *why)
  * origin's status. */
 bool job_target_answer_fails(const fjob_t *j, int status)
 {
-    bool shield = j->px->primary_shields && j->pool == j->px->primary;
-    return j->px->cfg->eject_on_5xx && !shield && (status == 502 || status == 503 || status == 504);
+    bool shield = j->conf->primary_shields && j->pool == j->conf->primary;
+    return j->conf->cfg.eject_on_5xx && !shield && (status == 502 || status == 503 || status == 504);
 }

@@ -13,15 +13,10 @@
 
 int limit_setup(proxy_t *px, char *err, size_t errlen)
 {
-    const config_t *cfg = px->cfg;
-    if (policy_rl_cidrs_parse(&px->trusted, cfg->trusted_proxies, err, errlen) ||
-        policy_rl_cidrs_parse(&px->allow, cfg->allowlist, err, errlen))
-        return -EINVAL; /* config_set checked them: only a bug gets here */
-    px->limited = calloc(cfg->nrules + 1, sizeof *px->limited);
-    if (!px->limited || ratelimit_new(&px->rl, cfg->rate_table_size)) {
-        free(px->limited);
-        px->limited = NULL;
-        snprintf(err, errlen, "rate_table_size: cannot allocate %u entries", cfg->rate_table_size);
+    /* The CIDR lists and counters are the generation's (proxy_conf.c);
+     * the table stays across reloads (rate_table_size is restart-only). */
+    if (ratelimit_new(&px->rl, px->cfg->rate_table_size)) {
+        snprintf(err, errlen, "rate_table_size: cannot allocate %u entries", px->cfg->rate_table_size);
         return -ENOMEM;
     }
     return 0;
@@ -31,19 +26,18 @@ void limit_teardown(proxy_t *px)
 {
     ratelimit_free(px->rl);
     px->rl = NULL;
-    free(px->limited);
-    px->limited = NULL;
 }
 
 int limit_on_accept(void *ud, const struct sockaddr *peer, unsigned char tag[16])
 {
     proxy_worker_t *pw = ud;
     proxy_t *px = pw->px;
-    const config_t *cfg = px->cfg;
+    const proxy_conf_t *pc = pw->conf; /* on the worker's thread: its current generation */
+    const config_t *cfg = &pc->cfg;
     policy_rl_addr_t a;
     /* A trusted proxy carries many clients: its connections are not one's. */
-    if (policy_rl_addr_from_sockaddr(peer, &a) || policy_rl_cidrs_match(&px->allow, &a) ||
-        policy_rl_cidrs_match(&px->trusted, &a))
+    if (policy_rl_addr_from_sockaddr(peer, &a) || policy_rl_cidrs_match(&pc->allow, &a) ||
+        policy_rl_cidrs_match(&pc->trusted, &a))
         return 1;
     policy_rl_key_t k;
     policy_rl_key_of(&a, &k);
@@ -78,9 +72,9 @@ void limit_on_conn_close(void *ud, const unsigned char tag[16])
 /* The limit of p's request: its rule's own, else the node's. False: none. */
 static bool limit_of(const preq_t *p, policy_rl_limit_t *lim, uint32_t *scope)
 {
-    const config_t *cfg = p->pw->px->cfg;
+    const config_t *cfg = &p->conf->cfg;
     const policy_rule_t *r = p->rule;
-    bool own = r && r->rate_milli && r != &p->pw->px->defaults;
+    bool own = r && r->rate_milli && r != &p->conf->defaults;
     if (!own && !cfg->rate_limit.rate_milli)
         return false;
     *lim = (policy_rl_limit_t){
@@ -96,12 +90,12 @@ static bool limit_of(const preq_t *p, policy_rl_limit_t *lim, uint32_t *scope)
 /* The client: the peer, or from a trusted proxy's X-Forwarded-For. */
 static bool client_of(const preq_t *p, policy_rl_addr_t *out)
 {
-    const proxy_t *px = p->pw->px;
+    const proxy_conf_t *pc = p->conf;
     policy_rl_addr_t peer;
     if (policy_rl_addr_from_sockaddr(http_conn_peer(p->c), &peer))
         return false;
-    if (px->trusted.n)
-        policy_rl_xff_client(&peer, &p->req->hdrs, &px->trusted, out);
+    if (pc->trusted.n)
+        policy_rl_xff_client(&peer, &p->req->hdrs, &pc->trusted, out);
     else
         *out = peer;
     return true;
@@ -115,14 +109,14 @@ static int64_t now_ms(const preq_t *p)
 /* The policy's name in the RateLimit fields: the rule's pattern, or the node's name. */
 static const char *policy_name(const preq_t *p)
 {
-    return p->rl.scope < p->pw->px->cfg->nrules ? p->rule->pattern : p->pw->px->cfg->name;
+    return p->rl.scope < p->conf->cfg.nrules ? p->rule->pattern : p->conf->cfg.name;
 }
 
 bool limit_admit(preq_t *p)
 {
     proxy_t *px = p->pw->px;
     policy_rl_addr_t a;
-    if (!limit_of(p, &p->rl.lim, &p->rl.scope) || !client_of(p, &a) || policy_rl_cidrs_match(&px->allow, &a))
+    if (!limit_of(p, &p->rl.lim, &p->rl.scope) || !client_of(p, &a) || policy_rl_cidrs_match(&p->conf->allow, &a))
         return true;
     policy_rl_key_of(&a, &p->rl.key);
     policy_rl_result_t res;
@@ -131,8 +125,8 @@ bool limit_admit(preq_t *p)
         p->rl.on = true;
         return true;
     }
-    atomic_fetch_add(&px->limited[p->rl.scope], 1);
-    if (res.penalized && px->cfg->penalty_action == CONFIG_PENALTY_CLOSE) {
+    atomic_fetch_add(&p->conf->limited[p->rl.scope], 1);
+    if (res.penalized && p->conf->cfg.penalty_action == CONFIG_PENALTY_CLOSE) {
         http_conn_set_log_tag(p->c, "penalty-box");
         http_conn_drop(p->c); /* ends p through its abort callback */
         return false;
@@ -156,7 +150,7 @@ bool limit_admit(preq_t *p)
 
 void limit_charge(preq_t *p)
 {
-    unsigned cost = p->pw->px->cfg->miss_cost;
+    unsigned cost = p->conf->cfg.miss_cost;
     if (!p->rl.on || cost <= 1)
         return;
     p->rl.on = false; /* once per request */

@@ -65,6 +65,7 @@ int node_main(unsigned prog, const char *progname, int argc, char **argv)
         upstream_global_cleanup();
         return 1;
     }
+    proxy_set_reload_args(px, progname, argc, argv); /* SIGHUP reads them again */
     worker_group_t *g = NULL;
     if (worker_group_start(&g, cfg.listen, cfg.workers, proxy_hooks(px), err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", progname, err);

@@ -92,6 +92,8 @@ void preq_unref(preq_t *p)
     p->plan = NULL;
     image_req_free(p->img);
     p->img = NULL;
+    proxy_conf_unref(p->conf);
+    p->conf = NULL;
     proxy_worker_t *pw = p->pw;
     if (pw->n_free_reqs < PREQ_SPARES) {
         p->next_free = pw->free_reqs;
@@ -135,6 +137,8 @@ static preq_t *preq_new(proxy_worker_t *pw)
     atomic_init(&p->refs, 1);
     p->state = PREQ_RECV;
     p->pw = pw;
+    p->conf = pw->conf; /* the worker's current generation: one atomic increment */
+    proxy_conf_ref(p->conf);
     p->next_free = NULL;
     p->key = key;
     p->variant = 0;
@@ -266,17 +270,13 @@ static bool via_loop(const preq_t *p)
     return false;
 }
 
-int preq_cache_key(const proxy_t *px, http_slice_t host, const char *target, size_t target_len, buf_t *key,
+int preq_cache_key(const proxy_conf_t *conf, http_slice_t host, const char *target, size_t target_len, buf_t *key,
                    const policy_rule_t **rule, const policy_opts_t **popts)
 {
-    const config_t *cfg = px->cfg;
     int rc = policy_cache_key(key, "http", host.p, host.len, target, target_len);
     if (rc)
         return rc;
-    const policy_rule_t *r = config_rule_for_key(cfg, key->data, key->len);
-    size_t i = r ? (size_t)(r - cfg->rules) : cfg->nrules;
-    *rule = r ? r : &px->defaults;
-    *popts = &px->opts[i];
+    proxy_conf_rule(conf, key->data, key->len, rule, popts);
     if ((*rule)->query != POLICY_QUERY_ALL) {
         policy_key_opts_t ko;
         policy_rule_key_opts(*rule, &ko);
@@ -293,7 +293,7 @@ static int route(preq_t *p, http_slice_t host)
 {
     p->target = p->req->target;
     p->target_len = p->req->target_len;
-    return preq_cache_key(p->pw->px, host, p->target, p->target_len, &p->key, &p->rule, &p->popts);
+    return preq_cache_key(p->conf, host, p->target, p->target_len, &p->key, &p->rule, &p->popts);
 }
 
 /* --- the steps --- */

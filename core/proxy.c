@@ -1,26 +1,24 @@
 /* proxy: engine set-up and the worker hooks: every worker gets its HTTP
  * server (whose requests preq.c runs), upstream client and store reader;
- * the node gets its store, collapsing table, pools and policy options. */
+ * the node gets its store, collapsing table and its first configuration
+ * generation (pools, rules' options: proxy_conf.c); SIGHUP goes to
+ * reload.c. */
 #include "proxy_state.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "derive.h"
 #include "limit.h"
-#include "hash.h"
 #include "log.h"
-#include "policy_key.h"
 #include "job.h"
-#include "policy_vary.h"
 #include "preq.h"
 #include "proxy_metrics.h"
 #include "purge_fanout.h"
 #include "purge_req.h"
+#include "reload.h"
 #include "status.h"
 
 #define TICK_MS 100
@@ -34,6 +32,7 @@ static void on_tick(uv_timer_t *t)
 {
     proxy_worker_t *pw = t->data;
     store_reader_flush_touches(pw->rd);
+    reload_retired_free(pw, false);
 }
 
 static void *w_init(worker_t *w, void *ud)
@@ -45,9 +44,12 @@ static void *w_init(worker_t *w, void *ud)
         return NULL;
     pw->px = px;
     pw->w = w;
+    px->workers[worker_index(w)] = w; /* for reload.c's posts; read after every init returned */
+    pw->conf = px->conf;              /* no reload runs before every worker started */
+    proxy_conf_ref(pw->conf);
     pw->ms = metrics_shard(px->metrics, worker_index(w));
     http_server_opts_t so;
-    http_server_opts_from_config(&so, cfg);
+    http_server_opts_from_config(&so, &pw->conf->cfg);
     so.error_headers = px->error_headers;
     so.conns_total = &px->conns_total; /* one bound across the workers */
     so.on_accept = limit_on_accept;
@@ -73,19 +75,14 @@ static void *w_init(worker_t *w, void *ud)
         http_server_free(pw->srv);
         if (pw->rd)
             store_reader_free(pw->rd);
+        proxy_conf_unref(pw->conf);
         free(pw);
         return NULL;
     }
     uv_timer_init(worker_loop(w), &pw->tick);
     pw->tick.data = pw;
     uv_timer_start(&pw->tick, on_tick, TICK_MS, TICK_MS);
-    if (worker_index(w) == 0 && (px->primary_shields || cfg->program == CONFIG_SHIELD)) {
-        /* One worker checks the shields (edge) or origins (shield); every
-         * worker reads the pool's state. An edge's lone origin is judged
-         * by its answers alone. */
-        pw->health = health_start(worker_loop(w), px->primary, px->primary_shields ? "/.cdn/health" : cfg->health_path,
-                                  cfg->health_interval_ms, cfg->health_timeout_ms);
-    }
+    reload_health_start(pw);
     if (worker_index(w) == 0)
         status_sampler_start(px, worker_loop(w)); /* the status page's history */
     return pw;
@@ -96,6 +93,12 @@ static void w_draining(void *ud)
 {
     proxy_t *px = ud;
     atomic_store(&px->state, PROXY_DRAINING);
+}
+
+/* SIGHUP: the configuration again (reload.c). */
+static void w_reload(void *ud)
+{
+    reload_run(ud);
 }
 
 static void w_connection(worker_t *w, uv_tcp_t *listener)
@@ -130,136 +133,12 @@ static void w_fini(worker_t *w, void *state, void *ud)
     proxy_worker_t *pw = state;
     store_reader_free(pw->rd);
     health_free(pw->health);
+    reload_retired_free(pw, true);
+    proxy_conf_unref(pw->conf);
     upstream_free(pw->up);
     http_server_free(pw->srv);
     preq_free_spares(pw);
     free(pw);
-}
-
-/* A comma-separated list into a pool: shields are "host:port" (sent to as
- * http://host:port), origins base URLs. Returns NULL with err set. */
-static pool_t *parse_pool(const config_t *cfg, const char *list, bool shields, bool only, char *err, size_t errlen)
-{
-    char names[POOL_MAX][256], bases[POOL_MAX][256 + 8];
-    const char *np[POOL_MAX], *bp[POOL_MAX];
-    size_t n = 0;
-    const char *what = shields ? "shields" : "origin";
-    http_slice_t item;
-    size_t pos = 0;
-    while (http_list_next((http_slice_t){ list, strlen(list) }, &pos, &item)) {
-        if (n == POOL_MAX || item.len >= sizeof names[0]) {
-            snprintf(err, errlen, "%s: at most %d entries of up to %zu characters", what, POOL_MAX,
-                     sizeof names[0] - 1);
-            return NULL;
-        }
-        memcpy(names[n], item.p, item.len);
-        names[n][item.len] = '\0';
-        if (shields) {
-            char host[256];
-            unsigned port;
-            if (config_parse_addr(names[n], host, sizeof host, &port) || port == 0) {
-                snprintf(err, errlen, "shields: expected host:port, got '%s'", names[n]);
-                return NULL;
-            }
-            memcpy(bases[n], "http://", 7);
-            memcpy(bases[n] + 7, names[n], item.len + 1); /* fits: names are < 256 bytes */
-        } else {
-            size_t l = item.len;
-            while (l && names[n][l - 1] == '/')
-                names[n][--l] = '\0';
-            if (strncmp(names[n], "http://", 7) && strncmp(names[n], "https://", 8)) {
-                snprintf(err, errlen, "origin: expected an http:// or https:// base URL, got '%s'", names[n]);
-                return NULL;
-            }
-            memcpy(bases[n], names[n], l + 1);
-        }
-        np[n] = names[n];
-        bp[n] = bases[n];
-        n++;
-    }
-    if (n == 0) {
-        snprintf(err, errlen, "%s: empty list", what);
-        return NULL;
-    }
-    pool_opts_t po = {
-        .eject_after = cfg->eject_after,
-        .backoff_ms = cfg->eject_backoff_ms,
-        .backoff_max_ms = cfg->eject_backoff_max_ms,
-        /* The node's one and only upstream: ejecting it would leave
-         * nothing to try (nginx ignores max_fails for a lone server too). */
-        .never_eject = only && n == 1,
-    };
-    pool_t *p = pool_new(np, bp, n, &po);
-    if (!p)
-        snprintf(err, errlen, "%s: invalid list '%s' (an entry named twice?)", what, list);
-    return p;
-}
-
-/* The upstream tiers: shields first (with the origins as the fallback
- * when every shield is down), or the origins alone. */
-static int build_pools(proxy_t *px, const config_t *cfg, char *err, size_t errlen)
-{
-    bool no_origin = strcmp(cfg->origin, "none") == 0 || cfg->origin[0] == '\0';
-    bool shields = cfg->shields[0] != '\0';
-    pool_t *origins = NULL;
-    if (!no_origin && !(origins = parse_pool(cfg, cfg->origin, false, !shields, err, errlen)))
-        return -EINVAL;
-    if (shields) {
-        px->primary = parse_pool(cfg, cfg->shields, true, no_origin, err, errlen);
-        if (!px->primary) {
-            pool_free(origins);
-            return -EINVAL;
-        }
-        px->primary_shields = true;
-        px->fallback = origins;
-        return 0;
-    }
-    if (!origins) {
-        snprintf(err, errlen, "origin: a node without shields needs an origin");
-        return -EINVAL;
-    }
-    px->primary = origins;
-    return 0;
-}
-
-/* A header name list (checked by the config parser) into "name\n" lines,
- * lowercase, each once; returns the length. */
-static size_t name_lines(const char *list, char *out, size_t cap)
-{
-    size_t len = 0, pos = 0;
-    http_slice_t item;
-    while (http_list_next((http_slice_t){ list, strlen(list) }, &pos, &item)) {
-        if (len + item.len + 2 > cap)
-            break; /* cannot happen: the lines are no longer than the list */
-        char *name = out + len;
-        for (size_t i = 0; i < item.len; i++)
-            name[i] = (char)tolower((unsigned char)item.p[i]);
-        if (policy_vary_listed(out, len, name, item.len))
-            continue;
-        name[item.len] = '\n';
-        len += item.len + 1;
-    }
-    out[len] = '\0';
-    return len;
-}
-
-/* The client headers passed upstream although policy_forwarding_header
- * names them; a name in both lists is a mistake worth stopping for. */
-static int build_pass_lists(proxy_t *px, const config_t *cfg, char *err, size_t errlen)
-{
-    px->pass_keyed_len = name_lines(cfg->pass_headers, px->pass_keyed, sizeof px->pass_keyed);
-    px->pass_unkeyed_len = name_lines(cfg->pass_headers_unkeyed, px->pass_unkeyed, sizeof px->pass_unkeyed);
-    for (size_t i = 0; i < px->pass_keyed_len;) {
-        const char *nl = memchr(px->pass_keyed + i, '\n', px->pass_keyed_len - i);
-        size_t l = (size_t)(nl - px->pass_keyed) - i;
-        if (policy_vary_listed(px->pass_unkeyed, px->pass_unkeyed_len, px->pass_keyed + i, l)) {
-            snprintf(err, errlen, "pass_headers_unkeyed: '%.*s' is in pass_headers too: keyed or not?", (int)l,
-                     px->pass_keyed + i);
-            return -EINVAL;
-        }
-        i += l + 1;
-    }
-    return 0;
 }
 
 int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
@@ -272,45 +151,20 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     px->cfg = cfg;
     atomic_init(&px->state, PROXY_STARTING);
     px->started_us = worker_now_us();
-    policy_rule_defaults(&px->defaults);
-    px->opts = calloc(cfg->nrules + 1, sizeof *px->opts);
-    if (!px->opts) {
-        snprintf(err, errlen, "out of memory");
+    px->prog = cfg->program;
+    px->progname = cfg->program == CONFIG_SHIELD ? "shield" : "edge";
+    px->nworkers = worker_count_for(cfg->workers);
+    px->workers = calloc(px->nworkers, sizeof *px->workers);
+    int rc = px->workers ? proxy_conf_new(&px->conf, cfg, NULL, err, errlen) : -ENOMEM;
+    if (rc) {
+        if (rc == -ENOMEM && !px->workers)
+            snprintf(err, errlen, "out of memory");
+        free(px->workers);
         free(px);
-        return -ENOMEM;
+        return rc;
     }
-    for (size_t i = 0; i <= cfg->nrules; i++) {
-        policy_opts_t *o = &px->opts[i];
-        policy_rule_opts(i < cfg->nrules ? &cfg->rules[i] : &px->defaults, o);
-        /* Surrogate-Control also speaks to this cache, after the more
-         * specific CDN-Cache-Control (RFC 9213 section 2.1). */
-        if (o->targeted_cc[0] && !o->targeted_cc[1])
-            o->targeted_cc[1] = "Surrogate-Control";
-    }
-    int np = purge_fanout_peers(cfg, px->purge_peers, PURGE_PEERS_MAX, &px->n_purge_shields, err, errlen);
-    if (np < 0) {
-        free(px->opts);
-        free(px);
-        return np;
-    }
-    px->n_purge_peers = (size_t)np;
     atomic_init(&px->purge_peer_failures, 0);
     atomic_init(&px->conns_total, 0);
-    if (cfg->purge_token_file[0]) {
-        /* Read once at start-up: the token never sits on a command line. */
-        int rc = purge_token_load(cfg->purge_token_file, px->purge_token, sizeof px->purge_token, err, errlen);
-        if (rc) {
-            free(px->opts);
-            free(px);
-            return rc;
-        }
-        px->purge_token_len = strlen(px->purge_token);
-    }
-    if (build_pass_lists(px, cfg, err, errlen) || build_pools(px, cfg, err, errlen)) {
-        free(px->opts);
-        free(px);
-        return -EINVAL;
-    }
     snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
     px->via_len = strlen(px->via);
     snprintf(px->error_headers, sizeof px->error_headers, "Cache-Status: %s; fwd=bypass; detail=bad-request\r\nVia: %s\r\n",
@@ -322,11 +176,9 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .max_tags = cfg->max_tags,
         .max_tag_bytes = cfg->max_tag_bytes,
     };
-    int rc = policy_rl_cidrs_parse(&px->admin, cfg->admin_allow, err, errlen);
+    rc = status_new(&px->status, err, errlen);
     if (!rc)
-        rc = status_new(&px->status, err, errlen);
-    if (!rc)
-        rc = proxy_metrics_setup(px, worker_count_for(cfg->workers), err, errlen);
+        rc = proxy_metrics_setup(px, px->nworkers, err, errlen);
     if (!rc && (rc = limit_setup(px, err, errlen)))
         proxy_metrics_teardown(px);
     if (!rc && (rc = derive_setup(px, err, errlen))) {
@@ -340,9 +192,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
     }
     if (rc) {
         status_free(px->status);
-        pool_free(px->primary);
-        pool_free(px->fallback);
-        free(px->opts);
+        proxy_conf_unref(px->conf);
+        free(px->workers);
         free(px);
         return rc;
     }
@@ -354,10 +205,18 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         .close = w_close,
         .fini = w_fini,
         .draining = w_draining,
+        .reload = w_reload,
         .ud = px,
     };
     *out = px;
     return 0;
+}
+
+void proxy_set_reload_args(proxy_t *px, const char *progname, int argc, char **argv)
+{
+    px->progname = progname;
+    px->argc = argc;
+    px->argv = argv;
 }
 
 const worker_hooks_t *proxy_hooks(proxy_t *p)
@@ -375,9 +234,8 @@ void proxy_free(proxy_t *px)
     limit_teardown(px);
     proxy_metrics_teardown(px);
     status_free(px->status);
-    pool_free(px->primary);
-    pool_free(px->fallback);
-    free(px->opts);
+    proxy_conf_unref(px->conf);
+    free(px->workers);
     free(px);
 }
 

@@ -148,7 +148,7 @@ static int purge_url(purge_op_t *op, store_t *st, http_slice_t host, const char 
     const policy_rule_t *rule;
     const policy_opts_t *popts;
     buf_reset(key);
-    if (preq_cache_key(op->p->pw->px, host, target, strlen(target), key, &rule, &popts))
+    if (preq_cache_key(op->p->conf, host, target, strlen(target), key, &rule, &popts))
         return -EINVAL;
     uint8_t hash[16];
     hash_cache_key(key->data, key->len, hash);
@@ -185,7 +185,7 @@ static void apply(preq_t *p, const purge_req_t *r, http_slice_t host)
         op->parts[i].op = op; /* counts start at 0 (calloc) */
     preq_ref(p); /* the op's, until it is answered */
     http_slice_t fwd;
-    if (p->pw->px->n_purge_peers && !http_fields_get(&p->req->hdrs, PURGE_FORWARDED_HEADER, &fwd)) {
+    if (p->conf->n_purge_peers && !http_fields_get(&p->req->hdrs, PURGE_FORWARDED_HEADER, &fwd)) {
         /* Accepted from a client: the peers get it too, for the same site. */
         char h[PURGE_REQ_MAX_HOST_BYTES + 1];
         snprintf(h, sizeof h, "%.*s", (int)host.len, host.p);
@@ -220,13 +220,13 @@ void purge_start(preq_t *p)
 {
     const proxy_t *px = p->pw->px;
     const http_req_t *req = p->req;
-    if (!px->purge_token_len) {
+    if (!p->conf->purge_token_len) {
         respond_error(p, 403, "purging is off on this node (no purge_token_file)");
         return;
     }
     http_slice_t auth = { "", 0 };
     http_fields_get(&req->hdrs, "authorization", &auth);
-    if (!purge_token_check(px->purge_token, px->purge_token_len, auth.p, auth.len)) {
+    if (!purge_token_check(p->conf->purge_token, p->conf->purge_token_len, auth.p, auth.len)) {
         log_warn("purge refused from %s: missing or wrong token", req->client);
         respond_error(p, 401, "a purge needs Authorization: Bearer <token>");
         return;

@@ -35,6 +35,7 @@ typedef struct fo_peer {
 
 typedef struct purge_fanout {
     proxy_worker_t *pw;
+    proxy_conf_t *conf;        /* the generation the peers come from (held) */
     struct purge_fanout *next, *prev; /* pw->fanouts */
     char *json;
     size_t len;
@@ -94,6 +95,7 @@ static void on_timer_closed(uv_handle_t *h)
     fo_peer_t *pe = h->data;
     purge_fanout_t *fo = pe->fo;
     if (--fo->closing == 0) {
+        proxy_conf_unref(fo->conf);
         free(fo->json);
         free(fo);
     }
@@ -118,7 +120,7 @@ static void report_first(purge_fanout_t *fo)
         return;
     purge_peer_result_t res[PURGE_PEERS_MAX];
     for (size_t i = 0; i < fo->n; i++)
-        res[i] = (purge_peer_result_t){ fo->pw->px->purge_peers[i], fo->peers[i].outcome, fo->peers[i].detail };
+        res[i] = (purge_peer_result_t){ fo->conf->purge_peers[i], fo->peers[i].outcome, fo->peers[i].detail };
     purge_fanout_fn fn = fo->first;
     fo->first = NULL;
     fn(fo->ctx, res, fo->n);
@@ -135,6 +137,7 @@ static void maybe_free(purge_fanout_t *fo)
     fo_unlink(fo);
     fo->closing = (unsigned)fo->n;
     if (!fo->n) {
+        proxy_conf_unref(fo->conf);
         free(fo->json);
         free(fo);
         return;
@@ -173,7 +176,7 @@ static void on_retry(uv_timer_t *t)
 static void attempt_over(fo_peer_t *pe, bool ok, const char *why)
 {
     purge_fanout_t *fo = pe->fo;
-    const char *name = fo->pw->px->purge_peers[pe->index];
+    const char *name = fo->conf->purge_peers[pe->index];
     bool first = pe->attempts == 1;
     if (ok) {
         pe->outcome = PURGE_PEER_CONFIRMED;
@@ -242,10 +245,11 @@ static void send_peer(fo_peer_t *pe)
 {
     purge_fanout_t *fo = pe->fo;
     const proxy_t *px = fo->pw->px;
-    const char *name = px->purge_peers[pe->index];
+    const proxy_conf_t *pc = fo->conf;
+    const char *name = pc->purge_peers[pe->index];
     char url[300], auth[PURGE_TOKEN_MAX + 16];
     snprintf(url, sizeof url, "http://%s/.cdn/purge", name);
-    int al = snprintf(auth, sizeof auth, "Bearer %.*s", (int)px->purge_token_len, px->purge_token);
+    int al = snprintf(auth, sizeof auth, "Bearer %.*s", (int)pc->purge_token_len, pc->purge_token);
     http_fields_t h;
     http_fields_init(&h, 0);
     int rc = http_fields_add(&h, "Authorization", 13, auth, (size_t)al);
@@ -263,8 +267,8 @@ static void send_peer(fo_peer_t *pe)
 
 int purge_fanout_start(proxy_worker_t *pw, const char *json, size_t len, purge_fanout_fn first, void *ctx)
 {
-    const proxy_t *px = pw->px;
-    size_t n = px->n_purge_peers;
+    proxy_conf_t *pc = pw->conf;
+    size_t n = pc->n_purge_peers;
     purge_fanout_t *fo = calloc(1, sizeof *fo + n * sizeof fo->peers[0]);
     if (!fo || !(fo->json = malloc(len ? len : 1))) {
         free(fo);
@@ -273,11 +277,13 @@ int purge_fanout_start(proxy_worker_t *pw, const char *json, size_t len, purge_f
     memcpy(fo->json, json, len);
     fo->len = len;
     fo->pw = pw;
+    fo->conf = pc;
+    proxy_conf_ref(pc);
     fo->n = n;
-    fo->nshields = px->n_purge_shields;
+    fo->nshields = pc->n_purge_shields;
     fo->first = first;
     fo->ctx = ctx;
-    fo->give_up_at = uv_now(worker_loop(pw->w)) + px->cfg->purge_retry_for_ms;
+    fo->give_up_at = uv_now(worker_loop(pw->w)) + pc->cfg.purge_retry_for_ms;
     for (size_t i = 0; i < n; i++) {
         fo_peer_t *pe = &fo->peers[i];
         pe->fo = fo;
@@ -307,7 +313,7 @@ void purge_fanout_close_all(proxy_worker_t *pw)
             uv_timer_stop(&pe->timer);
             if (!pe->settled)
                 log_error("purge: peer %s MISSED a purge: the node is shutting down",
-                          pw->px->purge_peers[i]);
+                          fo->conf->purge_peers[i]);
             pe->settled = true;
         }
         report_first(fo);

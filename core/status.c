@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "preq.h"
+#include "proxy_conf.h"
 #include "proxy_state.h"
 #include "purge_req.h"
 
@@ -173,16 +174,17 @@ static json_t *purges_json(status_t *st)
 
 /* --- the document --- */
 
-/* Every upstream target's health. The one place that reads px's pools:
- * whatever guards them (a reload replacing them) applies here. */
+/* Every upstream target's health, in the generation this worker reads
+ * (a reload may replace the pools; this one stays valid during the call). */
 static json_t *upstreams_json(const proxy_t *px, uint64_t now_ms)
 {
+    const proxy_conf_t *conf = proxy_conf_here(px);
     const struct {
         const pool_t *pool;
         const char *name, *role;
     } pools[] = {
-        { px->primary, "primary", px->primary_shields ? "shield" : "origin" },
-        { px->fallback, "fallback", "origin" },
+        { conf->primary, "primary", conf->primary_shields ? "shield" : "origin" },
+        { conf->fallback, "fallback", "origin" },
     };
     json_t *a = json_array();
     int rc = a ? 0 : -1;

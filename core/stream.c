@@ -256,9 +256,9 @@ static bool answer_otherwise(preq_t *p, const fetch_view_t *v)
             serve_validated(p, ri);
         return true; /* answered, or wait for the (bodiless) end */
     }
-    const proxy_t *px = p->pw->px;
     if (p->collapsed && v->req_hdrs &&
-        !policy_vary_response_matches_with(v->hdrs, px->pass_keyed, px->pass_keyed_len, v->req_hdrs, &p->req->hdrs)) {
+        !policy_vary_response_matches_with(v->hdrs, p->conf->pass_keyed, p->conf->pass_keyed_len, v->req_hdrs,
+                                           &p->req->hdrs)) {
         p->fwd = "vary-miss";
         redispatch(p);
         return true;

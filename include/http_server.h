@@ -82,6 +82,10 @@ void http_server_opts_from_config(http_server_opts_t *o, const config_t *cfg);
 /* Create the server state of one worker. Owned by the caller (free with
  * http_server_free after the loop ended). */
 http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts);
+/* A reload: take o's timeouts and connection bounds (max_connections,
+ * max_connections_total, max_requests_per_connection, min_recv_rate);
+ * each applies from its next use. On the server's worker. */
+void http_server_set_limits(http_server_t *s, const http_server_opts_t *o);
 /* Accept one connection from listener (a worker_hooks_t on_connection). */
 void http_server_accept(http_server_t *s, uv_tcp_t *listener);
 /* Begin a graceful stop: idle connections close, busy ones close after

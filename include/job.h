@@ -80,6 +80,7 @@ struct fjob {
     fetch_t *f;
     upstream_req_t *ureq;      /* the running transfer, or NULL */
     int method;                /* the client's */
+    proxy_conf_t *conf;        /* the generation rule, popts and pool point into (held) */
     const policy_rule_t *rule;
     const policy_opts_t *popts;
     policy_req_t pol;

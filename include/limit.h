@@ -21,7 +21,8 @@
 
 typedef struct preq preq_t;
 
-/* The table, the CIDR lists and the counters, from the config. Returns 0
+/* The shared table (rate_table_size; the CIDR lists and counters are the
+ * configuration generation's, include/proxy_conf.h). Returns 0
  * or a negative errno with err set. */
 int limit_setup(proxy_t *px, char *err, size_t errlen);
 void limit_teardown(proxy_t *px);

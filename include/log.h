@@ -16,6 +16,8 @@
  * and set the error-log level. Returns 0 or the negative errno of open(2)
  * (message on stderr). */
 int log_open(const config_t *cfg);
+/* Set the error-log level (LOG_ERROR..LOG_DEBUG): a reload's log_level. */
+void log_set_level(int l);
 /* Flush nothing (buffers are per thread), close the access log file. */
 void log_close(void);
 /* Error log line at level (LOG_ERROR..LOG_DEBUG), prefixed with time and level. */

@@ -43,6 +43,7 @@ struct preq {
     atomic_int refs;
     preq_state_t state;        /* change only through preq_set_state */
     proxy_worker_t *pw;
+    proxy_conf_t *conf;        /* the configuration generation it runs under (held until the last unref) */
     preq_t *next_free;         /* on pw->free_reqs while unused */
     http_conn_t *c;            /* NULL once the response ended or the connection died */
     http_req_t *req;           /* valid while c is */
@@ -100,11 +101,11 @@ void preq_respond_with(preq_t *p, int status, const char *detail, const char *bo
 void preq_cache_status(preq_t *p, buf_t *h, const char *cs, size_t cslen, const char *params);
 /* The key of the collapsing table for p: the URL, or the URL's variant. */
 void preq_fetch_key(const preq_t *p, uint8_t out[16]);
-/* The cache key of target on host (the [rule] matched on the normalised
+/* The cache key of target on host (the [rule] of generation conf matched on the normalised
  * host and path of its default key, then the key under that rule's query
  * policy) into key, with the rule and its options. Returns 0, -EINVAL for
  * a bad target, -E2BIG past key's cap. */
-int preq_cache_key(const proxy_t *px, http_slice_t host, const char *target, size_t target_len, buf_t *key,
+int preq_cache_key(const proxy_conf_t *conf, http_slice_t host, const char *target, size_t target_len, buf_t *key,
                    const policy_rule_t **rule, const policy_opts_t **popts);
 /* Free the worker's spare request objects (at worker shutdown). */
 void preq_free_spares(proxy_worker_t *pw);

@@ -23,12 +23,10 @@
 #include "policy_rules.h"
 #include "pool.h"
 #include "proxy.h"
+#include "proxy_conf.h"
 #include "store.h"
 #include "upstream.h"
 #include "worker.h"
-
-/* Bound of the peers a purge is passed on to (shields and purge_peers). */
-#define PURGE_PEERS_MAX 64
 
 /* The node's life, as health reports it (proxy_t.state). */
 typedef enum proxy_life {
@@ -38,44 +36,36 @@ typedef enum proxy_life {
 } proxy_life_t;
 
 struct proxy {
+    /* The configuration the node started with: read only restart-only
+     * keys from it (listen, name, cache_*, image_* limits...); everything
+     * a reload may change is in the generation a request holds (p->conf). */
     const config_t *cfg;
     atomic_int state;          /* proxy_life_t */
     uint64_t started_us;       /* wall clock at proxy_new (uptime) */
     metrics_t *metrics;        /* the counters, one shard per worker (metrics.h) */
     struct status *status;     /* the status page's history and latest purges (status.h) */
-    policy_rl_cidrs_t admin;   /* admin_allow: who besides loopback reads metrics and status */
     store_t *store;
     fetch_table_t *fetches;
-    policy_rule_t defaults;    /* the rule of requests no [rule] matches */
-    pool_t *primary;           /* the shields (edge with shields) or the origins */
-    pool_t *fallback;          /* the origins when every shield is down, or NULL */
-    bool primary_shields;      /* primary holds shields (checked at /.cdn/health) */
-    policy_opts_t *opts;       /* per rule (cfg->rules order), then the defaults' */
     worker_hooks_t hooks;
-    char via[96];              /* our Via member: "1.1 NAME" */
+    char via[96];              /* our Via member: "1.1 NAME" (name is restart-only) */
     size_t via_len;
     char error_headers[256];   /* on errors the HTTP server answers itself */
-    /* pass_headers / pass_headers_unkeyed as "name\n" lines, lowercase:
-     * the keyed ones are the form policy_vary_fields_with takes */
-    char pass_keyed[1100], pass_unkeyed[1100];
-    size_t pass_keyed_len, pass_unkeyed_len;
-    char purge_token[1024];    /* from purge_token_file; purge_token_len 0: purging is off */
-    size_t purge_token_len;
-    /* the peers a purge is passed on to, shields first (purge_fanout.c) */
-    char purge_peers[PURGE_PEERS_MAX][256];
-    size_t n_purge_peers, n_purge_shields;
     atomic_uint_fast64_t purge_peer_failures; /* failed attempts to pass a purge on */
     atomic_uint conns_total;   /* client connections of every worker (max_connections_total) */
-    /* rate limiting (limit.c) */
-    struct ratelimit *rl;      /* the buckets and connection counts every worker shares */
-    policy_rl_cidrs_t trusted, allow;
-    atomic_uint_fast64_t *limited; /* requests refused, per rule (cfg->rules order), then the node's */
+    struct ratelimit *rl;      /* the buckets and connection counts every worker shares (limit.c) */
     /* image resizing (rules with image = on; image_req.c, derive.c) */
     struct task_pool *image_pool; /* transform threads, or NULL when no rule resizes */
     image_opts_t image_opts;
     bool image_avif;           /* AVIF output works here */
-    char image_key[1024];      /* from image_signing_key_file; image_key_len 0: no signatures */
-    size_t image_key_len;
+    /* reload (reload.c): the current generation, as the main thread sees
+     * it (one reference; workers cache their own in proxy_worker_t.conf) */
+    proxy_conf_t *conf;        /* written by the main thread only, after the workers started */
+    worker_t **workers;        /* by index, set in w_init; nworkers long */
+    unsigned nworkers;
+    unsigned prog;             /* CONFIG_EDGE / CONFIG_SHIELD */
+    const char *progname;
+    int argc;                  /* the command line a reload reads again (-c FILE, flags) */
+    char **argv;
 };
 
 typedef struct fjob fjob_t;
@@ -90,7 +80,9 @@ typedef struct proxy_worker {
     upstream_t *up;
     store_reader_t *rd;
     uv_timer_t tick;           /* hands LRU touches to the store writer */
+    proxy_conf_t *conf;        /* the generation new requests take (one reference; swapped on reload) */
     health_t *health;          /* active checks of the primary pool (worker 0 only) */
+    struct proxy_retired *retired; /* health checkers closed by a reload, freed on the next tick */
     fjob_t *jobs;              /* upstream fetches this worker drives */
     preq_t *free_reqs;         /* request objects to reuse (preq.c) */
     purge_fanout_t *fanouts;   /* purges being passed on to peers (purge_fanout.c) */
@@ -98,6 +90,10 @@ typedef struct proxy_worker {
     unsigned n_free_reqs;
 } proxy_worker_t;
 
+/* The generation the calling thread should read: on a worker, the one it
+ * caches (valid during the current callback; take a reference to keep
+ * it); on the main thread, the current one. */
+const proxy_conf_t *proxy_conf_here(const proxy_t *px);
 /* The engine's clock for HTTP dates and freshness (seconds). */
 int64_t proxy_now(void);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_diff.h"
 
 static char path[64];
 
@@ -247,4 +248,119 @@ Test(config, markdown_table_lists_every_setting)
         cr_assert(strstr(buf, cell), "missing %s", cell);
     }
     free(buf);
+}
+
+/* --- config_diff: what a reload logs --- */
+
+typedef struct diffs {
+    char lines[16][256];
+    int n;
+} diffs_t;
+
+static void collect(void *ud, const char *key, const char *from, const char *to, bool restart)
+{
+    diffs_t *d = ud;
+    cr_assert_lt(d->n, 16);
+    snprintf(d->lines[d->n++], sizeof d->lines[0], "%s%s: %s -> %s", restart ? "!" : "", key, from, to);
+}
+
+static bool has(const diffs_t *d, const char *line)
+{
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->lines[i], line) == 0)
+            return true;
+    return false;
+}
+
+static void load(config_t *c, const char *text)
+{
+    char err[256];
+    config_defaults(c, CONFIG_EDGE);
+    cr_assert_eq(config_load_string(c, CONFIG_EDGE, "t", text, err, sizeof err), 0, "%s", err);
+}
+
+Test(config, diff_same_file_reports_nothing)
+{
+    config_t a, b;
+    const char *text = "rate_limit = 20/s\n[rule /img/*]\ndefault_ttl = 1h\n";
+    load(&a, text);
+    load(&b, text);
+    diffs_t d = { .n = 0 };
+    cr_assert_eq(config_diff(&a, &b, CONFIG_EDGE, collect, &d), 0);
+    cr_assert_eq(d.n, 0, "%s", d.lines[0]);
+    config_free(&a);
+    config_free(&b);
+}
+
+Test(config, diff_names_each_change_in_file_syntax)
+{
+    config_t a, b;
+    load(&a, "rate_limit = 20/s\norigin_timeout = 30s\nmax_object_size = 64M\neject_on_5xx = off\n"
+             "penalty_action = 429\n[rule /a/*]\ndefault_ttl = 1h\n[rule /b/*]\ndefault_ttl = 1h\n");
+    load(&b, "rate_limit = 50/s burst 200\nmax_object_size = 1536K\neject_on_5xx = on\npenalty_action = close\n"
+             "header_timeout = 250ms\n[rule /a/*]\ndefault_ttl = 2h\n[rule /c/*]\ndefault_ttl = 1h\n"
+             "[rule /d/*]\ndefault_ttl = 1h\n");
+    diffs_t d = { .n = 0 };
+    size_t n = config_diff(&a, &b, CONFIG_EDGE, collect, &d);
+    cr_assert(has(&d, "rate_limit: 20/s -> 50/s burst 200"));
+    cr_assert(has(&d, "max_object_size: 64M -> 1536K"));
+    cr_assert(has(&d, "eject_on_5xx: off -> on"));
+    cr_assert(has(&d, "penalty_action: 429 -> close"));
+    cr_assert(has(&d, "header_timeout: 10s -> 250ms"));
+    cr_assert(has(&d, "rules: 2 rules -> 3 rules"));
+    cr_assert(has(&d, "rule: /a/* -> changed"));
+    cr_assert(has(&d, "rule: /b/* -> removed"));
+    cr_assert(has(&d, "rule: /c/* -> added"));
+    cr_assert(has(&d, "rule: /d/* -> added"));
+    /* origin_timeout is restart-only: reported, kept, not counted */
+    cr_assert(has(&d, "!origin_timeout: 30s -> 1m"), "%s", d.lines[1]);
+    cr_assert_eq(b.origin_timeout_ms, 30000);
+    cr_assert_eq(n, (size_t)d.n - 1);
+    config_free(&a);
+    config_free(&b);
+}
+
+Test(config, diff_keeps_restart_only_values)
+{
+    config_t a, b;
+    load(&a, "listen = 127.0.0.1:8080\ncache_dir = /var/a\ncache_size = 1G\nworkers = 2\n");
+    load(&b, "listen = 0.0.0.0:9\ncache_dir = /var/b\ncache_size = 2G\nworkers = 4\nmiss_cost = 5\n");
+    diffs_t d = { .n = 0 };
+    cr_assert_eq(config_diff(&a, &b, CONFIG_EDGE, collect, &d), 1);
+    cr_assert(has(&d, "!listen: 127.0.0.1:8080 -> 0.0.0.0:9"));
+    cr_assert(has(&d, "!cache_dir: /var/a -> /var/b"));
+    cr_assert(has(&d, "!cache_size: 1G -> 2G"));
+    cr_assert(has(&d, "!workers: 2 -> 4"));
+    cr_assert(has(&d, "miss_cost: 10 -> 5"));
+    cr_assert_str_eq(b.listen, "127.0.0.1:8080");
+    cr_assert_str_eq(b.cache_dir, "/var/a");
+    cr_assert_eq(b.cache_size, 1ull << 30);
+    cr_assert_eq(b.workers, 2);
+    cr_assert_eq(b.miss_cost, 5);
+    cr_assert(config_restart_only("listen"));
+    cr_assert(!config_restart_only("rate_limit"));
+    config_free(&a);
+    config_free(&b);
+}
+
+Test(config, format_value_round_trips_through_the_parser)
+{
+    config_t a, b;
+    load(&a, "rate_limit = 0.5/s burst 3\npenalty_after = 90s\nmax_object_size = 3M\ntrusted_proxies = 10.0.0.0/8\n");
+    char err[256];
+    config_defaults(&b, CONFIG_EDGE);
+    for (const config_setting_t *s = config_settings; s->key; s++) {
+        if (!(s->programs & CONFIG_EDGE))
+            continue;
+        char v[1100];
+        config_format_value(s, &a, v, sizeof v);
+        if (strcmp(v, "\"\"") == 0)
+            strcpy(v, "");
+        cr_assert_eq(config_set(&b, CONFIG_EDGE, s->key, v, "t", err, sizeof err), 0, "%s = '%s': %s", s->key, v, err);
+    }
+    diffs_t d = { .n = 0 };
+    cr_assert_eq(config_diff(&a, &b, CONFIG_EDGE, collect, &d), 0);
+    cr_assert_eq(d.n, 0, "%s", d.lines[0]);
+    config_free(&a);
+    config_free(&b);
 }
