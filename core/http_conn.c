@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "request_id.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define LINGER_MS 2000
@@ -124,6 +125,7 @@ static void req_reset(http_conn_t *c)
     c->log_tag = NULL;
     c->log_upstream = NULL;
     c->log_upstream_us = 0;
+    c->req_id_len = 0;
 }
 
 /* --- llhttp callbacks: copy into the request, enforce the bounds --- */
@@ -701,4 +703,27 @@ void http_conn_set_log_upstream(http_conn_t *c, const char *target, uint64_t ups
 {
     c->log_upstream = target;
     c->log_upstream_us = upstream_us;
+}
+
+_Static_assert(REQUEST_ID_MAX < sizeof ((http_conn_t *)0)->req_id, "req_id holds a kept id and its NUL");
+_Static_assert(REQUEST_ID_MAX <= 255, "req_id_len is a byte");
+
+void http_conn_set_request_id(http_conn_t *c, const char *id, size_t len)
+{
+    if (len > REQUEST_ID_MAX)
+        len = REQUEST_ID_MAX;
+    memcpy(c->req_id, id, len);
+    c->req_id[len] = '\0';
+    c->req_id_len = (unsigned char)len;
+}
+
+const char *http_conn_request_id(http_conn_t *c, size_t *len)
+{
+    if (!c->req_id_len) {
+        request_id_generate(c->req_id); /* an answer before the request reached its handler */
+        c->req_id_len = REQUEST_ID_GEN_LEN;
+    }
+    if (len)
+        *len = c->req_id_len;
+    return c->req_id;
 }
