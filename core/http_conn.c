@@ -114,6 +114,7 @@ static void req_reset(http_conn_t *c)
     if (r->body.cap > 64 * 1024)
         buf_free(&r->body); /* don't keep a big body's memory on an idle connection */
     r->target = NULL;
+    r->method_name = NULL; /* an error before the request line ends logs "-", not the last method */
     r->target_len = r->path_len = 0;
     r->keep_alive = false;
     r->is_head = false;
