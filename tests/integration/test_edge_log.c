@@ -346,6 +346,61 @@ Test(accesslog, one_id_through_the_tiers)
     free(l);
 }
 
+/* Requests that join a fetch another started (collapsed) share its
+ * upstream request, so the id upstream is the starter's; each client's
+ * own line keeps its own id. */
+typedef struct col {
+    const char *addr;
+    char seen[4][64];
+    int status[4];
+} col_t;
+
+#define COL "/al-col?echo=1&delay=300&cc=max-age%3D600"
+
+static void col_one(int i, void *arg)
+{
+    col_t *c = arg;
+    char h[64];
+    snprintf(h, sizeof h, "X-Request-Id: col-%d\r\n", i);
+    th_resp_t *r = edge_req(c->addr, "GET", COL, h, NULL, 0);
+    if (!r)
+        return;
+    c->status[i] = r->status;
+    edge_echoed(r, "X-Request-Id", c->seen[i], sizeof c->seen[i]);
+    th_resp_free(r);
+}
+
+Test(accesslog, collapsed_requests_carry_the_starters_id_upstream)
+{
+    char flag[800], path[700];
+    const char *extra[] = { log_flag(flag, sizeof flag, path, sizeof path), "--access-log-format=json",
+                            "--trusted-proxies=127.0.0.0/8", NULL };
+    edge_env_t env;
+    edge_env_start(&env, extra);
+    col_t c = { .addr = env.e };
+    th_parallel(4, col_one, &c);
+    cr_assert_eq(th_origin_requests(env.o, "/al-col"), 1, "one upstream request for the four");
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(c.status[i], 200);
+        cr_assert_str_eq(c.seen[i], c.seen[0], "one upstream id");
+    }
+    cr_assert(strncmp(c.seen[0], "col-", 4) == 0, "a client's (trusted) id went upstream: %s", c.seen[0]);
+    cr_assert_eq(th_stop(env.edge), 0);
+    log_lines_t *l = read_log(path);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "col-%d", i);
+        json_t *j = json_with_id(l, id);
+        const char *out = jstr(j, "outcome");
+        if (strcmp(id, c.seen[0]) == 0)
+            cr_assert_str_eq(out, "miss", "the starter");
+        else
+            cr_assert(strcmp(out, "collapsed") == 0 || strcmp(out, "hit") == 0, "%s: %s", id, out);
+        json_decref(j);
+    }
+    free(l);
+}
+
 /* Requests written to break a log line: quotes, backslashes, raw bytes
  * and a percent-encoded line break in the target; the same and control
  * bytes in headers. Whatever the node answers (200 or 400), each request
