@@ -22,9 +22,10 @@ static bool passed(const proxy_t *px, http_slice_t n)
  * forwarding fields not configured to pass (policy_forwarding_header), plus
  * Via, X-Forwarded-For, and X-Forwarded-Host / -Proto from what this node
  * received (unless the client's pass), and X-Request-Id: the request's
- * id (request_id.h), never the client's field as sent. A cache fill also drops the
- * client's conditionals and Range (the cache wants the full response to
- * store) and adds the stored object's validators when revalidating. */
+ * id (request_id.h), never the client's field as sent. A cache fill also
+ * drops the client's conditionals and Range (the cache wants the full
+ * response to store) and adds the stored object's validators when
+ * revalidating. */
 static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate, http_fields_t *out)
 {
     const http_fields_t *h = &p->req->hdrs;
