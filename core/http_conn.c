@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "request_id.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define LINGER_MS 2000
@@ -113,6 +114,7 @@ static void req_reset(http_conn_t *c)
     if (r->body.cap > 64 * 1024)
         buf_free(&r->body); /* don't keep a big body's memory on an idle connection */
     r->target = NULL;
+    r->method_name = NULL; /* an error before the request line ends logs "-", not the last method */
     r->target_len = r->path_len = 0;
     r->keep_alive = false;
     r->is_head = false;
@@ -124,6 +126,7 @@ static void req_reset(http_conn_t *c)
     c->log_tag = NULL;
     c->log_upstream = NULL;
     c->log_upstream_us = 0;
+    c->req_id_len = 0;
 }
 
 /* --- llhttp callbacks: copy into the request, enforce the bounds --- */
@@ -715,4 +718,27 @@ void http_server_set_limits(http_server_t *s, const http_server_opts_t *o)
     s->opts.max_connections_total = o->max_connections_total;
     s->opts.max_requests_per_connection = o->max_requests_per_connection;
     s->opts.min_recv_rate = o->min_recv_rate;
+}
+
+_Static_assert(REQUEST_ID_MAX < sizeof ((http_conn_t *)0)->req_id, "req_id holds a kept id and its NUL");
+_Static_assert(REQUEST_ID_MAX <= 255, "req_id_len is a byte");
+
+void http_conn_set_request_id(http_conn_t *c, const char *id, size_t len)
+{
+    if (len > REQUEST_ID_MAX)
+        len = REQUEST_ID_MAX;
+    memcpy(c->req_id, id, len);
+    c->req_id[len] = '\0';
+    c->req_id_len = (unsigned char)len;
+}
+
+const char *http_conn_request_id(http_conn_t *c, size_t *len)
+{
+    if (!c->req_id_len) {
+        request_id_generate(c->req_id); /* an answer before the request reached its handler */
+        c->req_id_len = REQUEST_ID_GEN_LEN;
+    }
+    if (len)
+        *len = c->req_id_len;
+    return c->req_id;
 }

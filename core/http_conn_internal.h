@@ -56,6 +56,8 @@ struct http_conn {
     const char *log_tag;
     const char *log_upstream;  /* upstream target that answered (static), or NULL */
     uint64_t log_upstream_us;  /* upstream time of this response */
+    char req_id[129];          /* request id (request_id.h), NUL-terminated; reset per request */
+    unsigned char req_id_len;  /* 0: not decided yet */
 
     /* response */
     buf_t head;               /* status line and headers not yet sent */

@@ -190,16 +190,25 @@ static void log_request(http_conn_t *c, int status, const char *tag)
         c->srv->opts.on_done(c->srv->opts.ud, c, status, tag, duration_us);
     if (!log_access_enabled())
         return;
+    http_slice_t host, ua;
+    bool has_host = http_fields_get(&r->hdrs, "host", &host), has_ua = http_fields_get(&r->hdrs, "user-agent", &ua);
     log_access_t a = {
         .client = c->client,
         .method = r->method_name ? r->method_name : "-",
         .target = c->target.data ? c->target.data : "",
         .target_len = c->target.len,
+        .host = has_host ? host.p : NULL,
+        .host_len = has_host ? host.len : 0,
+        .user_agent = has_ua ? ua.p : NULL,
+        .user_agent_len = has_ua ? ua.len : 0,
         .status = status,
         .bytes = c->resp_bytes,
         .cache = tag ? tag : "-",
         .duration_us = duration_us,
+        .upstream = c->log_upstream,
+        .upstream_us = c->log_upstream_us,
     };
+    a.request_id = http_conn_request_id(c, &a.request_id_len);
     log_access(worker_log_buf(c->srv->worker), &a);
 }
 

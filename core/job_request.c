@@ -9,6 +9,7 @@
 #include "object_meta.h"
 #include "policy_vary.h"
 #include "preq.h"
+#include "request_id.h"
 
 /* Was this forwarding header configured to pass (pass_headers*)? */
 static bool passed(const proxy_conf_t *pc, http_slice_t n)
@@ -20,9 +21,11 @@ static bool passed(const proxy_conf_t *pc, http_slice_t n)
 /* Headers to send upstream: the client's, minus hop-by-hop fields and the
  * forwarding fields not configured to pass (policy_forwarding_header), plus
  * Via, X-Forwarded-For, and X-Forwarded-Host / -Proto from what this node
- * received (unless the client's pass). A cache fill also drops the
- * client's conditionals and Range (the cache wants the full response to
- * store) and adds the stored object's validators when revalidating. */
+ * received (unless the client's pass), and X-Request-Id: the request's
+ * id (request_id.h), never the client's field as sent. A cache fill also
+ * drops the client's conditionals and Range (the cache wants the full
+ * response to store) and adds the stored object's validators when
+ * revalidating. */
 static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate, http_fields_t *out)
 {
     const http_fields_t *h = &p->req->hdrs;
@@ -52,6 +55,8 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
             xff = v;
             continue;
         }
+        if (http_name_eq(n, "x-request-id"))
+            continue; /* replaced by the id this node decided (kept if the peer was trusted) */
         if (http_name_eq(n, "host") && !pc->cfg.forward_host)
             continue;
         bool drop = false;
@@ -79,6 +84,17 @@ static int upstream_headers(const preq_t *p, bool fill, const stored_t *validate
         rc = http_fields_add(out, "X-Forwarded-Host", 16, host.p, host.len);
     if (!rc && !client_xfp)
         rc = http_fields_add(out, "X-Forwarded-Proto", 17, "http", 4);
+    if (!rc) {
+        /* A fetch that others join (collapsed) carries its starter's id. */
+        char fresh[REQUEST_ID_GEN_LEN + 1];
+        size_t idlen = REQUEST_ID_GEN_LEN;
+        const char *id = fresh;
+        if (p->c)
+            id = http_conn_request_id(p->c, &idlen);
+        else
+            request_id_generate(fresh);
+        rc = http_fields_add(out, "X-Request-Id", 12, id, idlen);
+    }
     object_meta_t m;
     if (!rc && fill && validate && object_meta_decode(validate->meta, validate->meta_len, &m) == 0) {
         http_slice_t v;

@@ -14,12 +14,14 @@
 static int access_fd = -1;      /* -1: access log off */
 static bool access_owned;       /* we opened it (close at exit) */
 static int level = LOG_INFO;
+static unsigned access_format = CONFIG_LOG_TEXT;
 
 #define ACCESS_FLUSH_AT (32 * 1024)
 
 int log_open(const config_t *cfg)
 {
     level = (int)cfg->log_level;
+    access_format = cfg->access_log_format;
     if (strcmp(cfg->access_log, "off") == 0) {
         access_fd = -1;
     } else if (strcmp(cfg->access_log, "stderr") == 0) {
@@ -101,33 +103,256 @@ void log_access_flush(buf_t *b)
     buf_reset(b);
 }
 
-/* Escape the request target: a client must not be able to forge log lines. */
-static void put_target(buf_t *b, const char *p, size_t n)
+/* --- access lines ---
+ *
+ * Hand-written formatting rather than buf_printf or jansson: a line is
+ * built on every response, hits included, so it must not allocate or
+ * parse a format string. The whole worst case of a line is reserved once
+ * (the thread's buffer stops growing after the first lines), then written
+ * with plain stores; a line that cannot be reserved is dropped whole, so
+ * the log never holds half a line. */
+
+/* Bounds on what a client controls, so a line stays small (bytes, before escaping). */
+#define TARGET_MAX 2048
+#define FIELD_MAX 256
+/* Worst-case expansion of one byte (json \u00XX), and the fixed part of a line. */
+#define ESC_MAX 6
+#define LINE_FIXED 512
+
+static const char hex[] = "0123456789abcdef";
+
+static size_t capped(size_t n, size_t max)
 {
-    static const char hex[] = "0123456789abcdef";
-    if (n > 2048)
-        n = 2048;
+    return n < max ? n : max;
+}
+
+static char *put(char *w, const char *s, size_t n)
+{
+    memcpy(w, s, n);
+    return w + n;
+}
+
+static char *put_str(char *w, const char *s)
+{
+    return put(w, s, strlen(s));
+}
+
+static char *put_u64(char *w, uint64_t v)
+{
+    char d[20];
+    int n = 0;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *w++ = d[--n];
+    return w;
+}
+
+/* Microseconds as milliseconds with three decimals: "12.345". */
+static char *put_ms(char *w, uint64_t us)
+{
+    w = put_u64(w, us / 1000);
+    *w++ = '.';
+    *w++ = (char)('0' + us / 100 % 10);
+    *w++ = (char)('0' + us / 10 % 10);
+    *w++ = (char)('0' + us % 10);
+    return w;
+}
+
+/* Text: every byte that is not printable ASCII, and '"' and '\\', as
+ * \xHH; a space too when the field is not quoted (or, for the target,
+ * shares its quotes with the method). Nothing in a field can then end
+ * the field, the quotes or the line. */
+static char *put_text(char *w, const char *p, size_t n, bool esc_space)
+{
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
-            buf_append(b, e, 4);
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || (c == ' ' && esc_space)) {
+            *w++ = '\\';
+            *w++ = 'x';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
         } else {
-            buf_append(b, &p[i], 1);
+            *w++ = (char)c;
         }
     }
+    return w;
+}
+
+/* A JSON string. Bytes >= 0x80 are written as \u00XX one by one (the
+ * code point of the same value), valid UTF-8 or not: the line stays
+ * pure ASCII and valid JSON whatever a client sent, and the raw bytes
+ * come back by mapping each code point below 256 to a byte. */
+static char *put_json(char *w, const char *p, size_t n)
+{
+    *w++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = (char)c;
+        } else if (c == '\n') {
+            w = put(w, "\\n", 2);
+        } else if (c == '\r') {
+            w = put(w, "\\r", 2);
+        } else if (c == '\t') {
+            w = put(w, "\\t", 2);
+        } else if (c < 0x20 || c >= 0x7f) {
+            w = put(w, "\\u00", 4);
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        } else {
+            *w++ = (char)c;
+        }
+    }
+    *w++ = '"';
+    return w;
+}
+
+static char *put_json_or_null(char *w, const char *p, size_t n)
+{
+    return p ? put_json(w, p, n) : put(w, "null", 4);
+}
+
+/* The time of the line, RFC 3339 in UTC with milliseconds. The part up
+ * to the seconds is formatted once a second per thread. */
+static char *put_time(char *w, int64_t us)
+{
+    static _Thread_local int64_t sec = -1;
+    static _Thread_local char text[32];
+    if (us <= 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    }
+    if (us / 1000000 != sec) {
+        sec = us / 1000000;
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (!strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm))
+            text[0] = '\0';
+    }
+    w = put_str(w, text);
+    *w++ = '.';
+    int ms = (int)(us / 1000 % 1000);
+    *w++ = (char)('0' + ms / 100);
+    *w++ = (char)('0' + ms / 10 % 10);
+    *w++ = (char)('0' + ms % 10);
+    *w++ = 'Z';
+    return w;
+}
+
+/* The client-chosen and variable-length parts, capped. */
+typedef struct fields {
+    size_t client, target, host, ua, upstream, id;
+} fields_t;
+
+/* A quoted text field; "-" when absent. */
+static char *put_text_quoted(char *w, const char *p, size_t n)
+{
+    *w++ = '"';
+    w = p ? put_text(w, p, n, false) : put(w, "-", 1);
+    *w++ = '"';
+    return w;
+}
+
+static char *format_text(char *w, const log_access_t *r, const fields_t *f)
+{
+    w = put_time(w, r->time_us);
+    *w++ = ' ';
+    w = put_text(w, r->client, f->client, true);
+    *w++ = ' ';
+    *w++ = '"';
+    w = put_str(w, r->method);
+    *w++ = ' ';
+    w = put_text(w, r->target, f->target, true);
+    w = put(w, "\" ", 2);
+    w = put_u64(w, (uint64_t)(r->status < 0 ? 0 : r->status));
+    *w++ = ' ';
+    w = put_u64(w, r->bytes);
+    *w++ = ' ';
+    w = put_str(w, r->cache);
+    *w++ = ' ';
+    w = put_ms(w, r->duration_us);
+    w = put(w, "ms ", 3);
+    if (r->upstream) {
+        w = put_text(w, r->upstream, f->upstream, true);
+        *w++ = ' ';
+        w = put_ms(w, r->upstream_us);
+        w = put(w, "ms ", 3);
+    } else {
+        w = put(w, "- - ", 4);
+    }
+    w = f->id ? put_text(w, r->request_id, f->id, true) : put(w, "-", 1);
+    *w++ = ' ';
+    w = put_text_quoted(w, r->host, f->host);
+    *w++ = ' ';
+    w = put_text_quoted(w, r->user_agent, f->ua);
+    return w;
+}
+
+static char *format_json(char *w, const log_access_t *r, const fields_t *f)
+{
+    w = put_str(w, "{\"time\":\"");
+    w = put_time(w, r->time_us);
+    w = put_str(w, "\",\"client\":");
+    w = put_json(w, r->client, f->client);
+    w = put_str(w, ",\"method\":");
+    w = put_json(w, r->method, strlen(r->method));
+    w = put_str(w, ",\"target\":");
+    w = put_json(w, r->target, f->target);
+    w = put_str(w, ",\"host\":");
+    w = put_json_or_null(w, r->host, f->host);
+    w = put_str(w, ",\"status\":");
+    w = put_u64(w, (uint64_t)(r->status < 0 ? 0 : r->status));
+    w = put_str(w, ",\"bytes\":");
+    w = put_u64(w, r->bytes);
+    w = put_str(w, ",\"outcome\":");
+    w = put_json(w, r->cache, strlen(r->cache));
+    w = put_str(w, ",\"duration_ms\":");
+    w = put_ms(w, r->duration_us);
+    w = put_str(w, ",\"upstream\":");
+    w = put_json_or_null(w, r->upstream, f->upstream);
+    w = put_str(w, ",\"upstream_ms\":");
+    w = r->upstream ? put_ms(w, r->upstream_us) : put(w, "null", 4);
+    w = put_str(w, ",\"request_id\":");
+    w = put_json_or_null(w, f->id ? r->request_id : NULL, f->id);
+    w = put_str(w, ",\"user_agent\":");
+    w = put_json_or_null(w, r->user_agent, f->ua);
+    *w++ = '}';
+    return w;
+}
+
+void log_access_format(buf_t *b, unsigned format, const log_access_t *r)
+{
+    fields_t f = {
+        .client = capped(strlen(r->client), 64),
+        .target = capped(r->target_len, TARGET_MAX),
+        .host = r->host ? capped(r->host_len, FIELD_MAX) : 0,
+        .ua = r->user_agent ? capped(r->user_agent_len, FIELD_MAX) : 0,
+        .upstream = r->upstream ? capped(strlen(r->upstream), FIELD_MAX) : 0,
+        .id = r->request_id ? capped(r->request_id_len, FIELD_MAX) : 0,
+    };
+    /* method and cache are the node's own short static strings */
+    size_t worst = LINE_FIXED + ESC_MAX * (f.client + f.target + f.host + f.ua + f.upstream + f.id +
+                                           strlen(r->method) + strlen(r->cache));
+    if (buf_reserve(b, worst))
+        return; /* dropped whole: a failing log must not stop serving */
+    char *start = b->data + b->len;
+    char *w = format == CONFIG_LOG_JSON ? format_json(start, r, &f) : format_text(start, r, &f);
+    *w++ = '\n';
+    b->len += (size_t)(w - start);
+    b->data[b->len] = '\0';
 }
 
 void log_access(buf_t *b, const log_access_t *r)
 {
     if (access_fd < 0)
         return;
-    char ts[40];
-    iso_time(ts, sizeof ts);
-    buf_printf(b, "%s %s \"%s ", ts, r->client, r->method);
-    put_target(b, r->target, r->target_len);
-    buf_printf(b, "\" %d %llu %s %llu.%03llums\n", r->status, (unsigned long long)r->bytes, r->cache,
-               (unsigned long long)(r->duration_us / 1000), (unsigned long long)(r->duration_us % 1000));
+    log_access_format(b, access_format, r);
     if (b->len >= ACCESS_FLUSH_AT)
         log_access_flush(b);
 }

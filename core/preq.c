@@ -26,6 +26,7 @@
 #include "log.h"
 #include "policy_key.h"
 #include "purge.h"
+#include "request_id.h"
 #include "serve.h"
 #include "stream.h"
 
@@ -301,6 +302,7 @@ static int route(preq_t *p, http_slice_t host)
 /* Control paths, loop detection, the [rule] and the cache key. */
 static preq_state_t step_recv(preq_t *p)
 {
+    request_id_recv(p->c, p->req, &p->conf->trusted); /* before anything can answer */
     if (purge_is_request(p))
         return PREQ_PURGE; /* never forwarded upstream */
     if (control_request(p))

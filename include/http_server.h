@@ -169,5 +169,12 @@ void http_conn_set_log_tag(http_conn_t *c, const char *static_tag);
  * none) and the upstream time (microseconds) of the current response,
  * for the access log. Reset with each request. */
 void http_conn_set_log_upstream(http_conn_t *c, const char *target, uint64_t upstream_us);
+/* Set the current request's id (request_id.h) to id[0, len), copied
+ * (len <= REQUEST_ID_MAX). Reset with each request. */
+void http_conn_set_request_id(http_conn_t *c, const char *id, size_t len);
+/* The current request's id, NUL-terminated, its length in *len (may be
+ * NULL); one is generated on first use when none was set (an error the
+ * server answered itself). Owned by c, valid until its next request. */
+const char *http_conn_request_id(http_conn_t *c, size_t *len);
 
 #endif
