@@ -75,6 +75,8 @@ struct proxy {
     bool image_avif;           /* AVIF output works here */
     char image_key[1024];      /* from image_signing_key_file; image_key_len 0: no signatures */
     size_t image_key_len;
+    /* metrics (proxy_metrics.c) */
+    struct proxy_metrics_targets *mtargets; /* upstream target name -> metric slot (node's life) */
 };
 
 typedef struct fjob fjob_t;
