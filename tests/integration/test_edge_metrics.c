@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "edge_env.h"
+#include "image_env.h"
 #include "prom_parse.h"
 
 #define CC60 "cc=max-age%3D60"
@@ -407,6 +408,31 @@ Test(metrics, purges_are_counted_by_result_and_kind)
     cr_assert_eq(prom_value(&b, "cdn_purge_requests_total", "result", "failed", NULL), 0);
     cr_assert_eq(req(&b, "purge") - req(&a, "purge"), 2);
     cr_assert_eq(prom_value(&b, "cdn_store_purges_total", "kind", "url", NULL), 1);
+    prom_free(&a);
+    prom_free(&b);
+    cr_assert_eq(th_stop(env.edge), 0);
+}
+
+Test(metrics, image_transforms_are_counted_done_and_failed)
+{
+    static const char conf[] = "[rule /img/*]\nimage = on\ndefault_ttl = 1h\nquery = drop etag cc\n";
+    edge_env_t env;
+    image_env_start(&env, conf, NULL);
+    prom_t a, b;
+    session_t ss = { env.e, 0, 0, 0, 0 };
+    settled(&ss, &a);
+    th_resp_free(image_expect(&env, "/img/a.jpg?width=800&height=600&w=200", NULL, 200, 150, "jpegload"));
+    th_resp_t *r = image_get(&env, "GET", "/img/a.jpg?width=800&height=600&damage=corrupt&w=100", NULL);
+    cr_assert_eq(r->status, 422);
+    th_resp_free(r);
+    ss.answered = 2;
+    settled(&ss, &b);
+    cr_assert_eq(prom_value(&b, "cdn_image_transforms_total", "result", "done", NULL), 1);
+    cr_assert_eq(prom_value(&b, "cdn_image_transforms_total", "result", "failed", NULL), 1);
+    cr_assert_eq(prom_value(&b, "cdn_image_transforms_total", "result", "refused", NULL), 0);
+    cr_assert_eq(prom_value(&b, "cdn_image_transform_duration_seconds_count", NULL), 2);
+    cr_assert_gt(prom_value(&b, "cdn_image_transform_duration_seconds_sum", NULL), 0);
+    cr_assert_eq(image_transforms(&env), 1, "the log agrees on the one made");
     prom_free(&a);
     prom_free(&b);
     cr_assert_eq(th_stop(env.edge), 0);
