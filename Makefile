@@ -53,6 +53,8 @@ INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 # objects and the tests see them, so the engine cannot include them.
 $(BUILD)/loadtest/%.o: XINC := -Iloadtest
 $(BUILD)/tests/%.o:    XINC := -Itests/integration -Iloadtest
+# The git revision in build info (include/version.h); "unknown" outside git.
+$(BUILD)/core/proxy_metrics.o: XINC := -DCDN_GIT_REV='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"'
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin

@@ -42,6 +42,8 @@ static void answer_health(preq_t *p)
     case PROXY_DRAINING: why = "draining\n"; break;
     default: break;
     }
+    if (!why && !store_healthy(px->store))
+        why = "store failing\n";
     if (why)
         http_resp_simple(p->c, 503, NO_STORE "Retry-After: 1\r\n", "text/plain", why, strlen(why));
     else

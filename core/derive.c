@@ -151,6 +151,8 @@ static bool src_head(derive_t *d, const fetch_view_t *v)
     d->src_status = v->status;
     if (v->status == 304 && ri && ri->revalidated) {
         object_meta_t m;
+        d->src_upstream = ri->upstream;
+        d->src_upstream_us = ri->upstream_us;
         if (object_meta_decode(ri->data + ri->block_len + ri->cstatus_len, ri->meta_len, &m))
             return false;
         d->revalidated = true;
@@ -165,6 +167,8 @@ static bool src_head(derive_t *d, const fetch_view_t *v)
     }
     if (!ri)
         return false;
+    d->src_upstream = ri->upstream;
+    d->src_upstream_us = ri->upstream_us;
     d->src_entry = ri->entry;
     d->src_stored = ri->stored;
     d->src_variant = 0;

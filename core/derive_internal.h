@@ -55,12 +55,15 @@ struct derive {
     store_key_t reval_key;     /* a 304 revalidated the stored source: read it there */
     uint64_t reval_object_id;
     bool too_large;
+    const char *src_upstream;  /* the target that answered for the source (node's life), or NULL */
+    uint64_t src_upstream_us;
     /* the transform */
     image_req_t rq;
     int err;
     buf_t out;                 /* the variant's bytes */
     const char *ctype;
     int64_t started_us;
+    uint64_t transform_us;     /* the transform's own time, on its thread */
 };
 
 void derive_ref(derive_t *d);

@@ -45,6 +45,8 @@ void derive_publish(derive_t *d, int status, const char *block, size_t blen, con
     ri->entry = *e;
     ri->stored = storing;
     ri->detail = detail;
+    ri->upstream = d->src_upstream;
+    ri->upstream_us = d->src_upstream_us;
     fetch_set_headers(d->vf, status, &hdrs, (int64_t)len, proxy_now(), shareable, storing, ri);
     http_fields_free(&hdrs);
     if (len && fetch_append(d->vf, body, len) == FETCH_ENOMEM) {
@@ -212,6 +214,8 @@ static void transformed(void *arg)
         derive_unref(d);
         return;
     }
+    metrics_inc(d->pw->ms, METRIC_IMAGE_TRANSFORMS, d->err ? METRIC_IMAGE_FAILED : METRIC_IMAGE_DONE, 1);
+    metrics_observe(d->pw->ms, METRIC_IMAGE_DURATION, 0, (double)d->transform_us / 1e6);
     if (d->err) {
         char msg[200];
         snprintf(msg, sizeof msg, "cannot transform the image: %s\n", image_strerror(d->err));
@@ -235,6 +239,7 @@ static void transform_task(void *arg)
 {
     derive_t *d = arg;
     image_out_t out = { 0 };
+    uint64_t t0 = uv_hrtime();
     d->err = image_transform(d->src.data, d->src.len, &d->px->image_opts, &d->rq, &out);
     if (!d->err) {
         if (buf_append(&d->out, out.data, out.len))
@@ -242,6 +247,7 @@ static void transform_task(void *arg)
         d->ctype = out.content_type;
     }
     image_out_free(&out);
+    d->transform_us = (uv_hrtime() - t0) / 1000u;
     if (worker_post(d->w, transformed, d))
         abandon(d);
 }
@@ -333,6 +339,8 @@ void derive_got_source(derive_t *d)
     derive_ref(d); /* the task's */
     int rc = task_pool_submit(d->px->image_pool, transform_task, abandon, d);
     if (rc) {
+        if (rc == -EBUSY)
+            metrics_inc(d->pw->ms, METRIC_IMAGE_TRANSFORMS, METRIC_IMAGE_REFUSED, 1);
         derive_unref(d);
         derive_publish_error(d, 503, "image-queue-full",
                       rc == -EBUSY ? "too many images are being resized: try again shortly\n" : "shutting down\n");

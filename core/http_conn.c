@@ -600,6 +600,13 @@ http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts)
     return s;
 }
 
+static void refuse(http_server_t *s, http_conn_t *c)
+{
+    if (s->opts.on_refused)
+        s->opts.on_refused(s->opts.ud);
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+}
+
 void http_server_accept(http_server_t *s, uv_tcp_t *listener)
 {
     http_conn_t *c = calloc(1, sizeof *c);
@@ -613,13 +620,13 @@ void http_server_accept(http_server_t *s, uv_tcp_t *listener)
         return;
     }
     if (s->stopping || worker_conn_count(s->worker) >= s->opts.max_connections) {
-        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        refuse(s, c);
         return;
     }
     if (s->opts.conns_total) {
         if (atomic_fetch_add(s->opts.conns_total, 1) >= s->opts.max_connections_total) {
             atomic_fetch_sub(s->opts.conns_total, 1);
-            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+            refuse(s, c);
             return;
         }
         c->counted_total = true;
@@ -639,7 +646,7 @@ void http_server_accept(http_server_t *s, uv_tcp_t *listener)
         if (rc < 0) {
             if (c->counted_total)
                 atomic_fetch_sub(s->opts.conns_total, 1);
-            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+            refuse(s, c);
             return;
         }
         c->accept_counted = rc == 0;

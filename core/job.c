@@ -25,6 +25,7 @@
 #include "job_store.h"
 #include "log.h"
 #include "preq.h"
+#include "proxy_metrics.h"
 
 #define B(s) (1u << (s))
 /* Where each state may go. CLOSED is reachable from every state that has a
@@ -137,6 +138,8 @@ static int64_t parse_content_length(const http_fields_t *h)
 void job_publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t rt, resp_info_t *ri)
 {
     bool share = ri->stored || ri->revalidated;
+    ri->upstream = j->up_name;
+    ri->upstream_us = j->up_us;
     fetch_set_headers(j->f, status, hdrs, cl, rt, share, ri->stored, ri);
 }
 
@@ -193,7 +196,11 @@ static job_state_t stp_connect(fjob_t *j)
             break;
     }
     buf_free(&url);
-    if (!j->ureq) {
+    if (j->ureq) {
+        j->sent_us = worker_now_us();
+        j->up_slot = proxy_metrics_target(j->px, pool_name(j->pool, (size_t)j->target), &j->up_name);
+    } else {
+        metrics_inc(j->pw->ms, METRIC_UPSTREAM_ERRORS, METRIC_UPERR_NO_TARGET, 1);
         log_warn("cannot start upstream request for %.*s", (int)j->url_len, j->url);
         return end(j, UPSTREAM_ECONNECT, "no shield or origin is available");
     }
@@ -205,6 +212,11 @@ static job_state_t stp_head(fjob_t *j, int status, const http_fields_t *hdrs)
 {
     int64_t now = proxy_now();
     bool failing = status == 502 || status == 503 || status == 504;
+    uint64_t t = worker_now_us();
+    j->up_us = t > j->sent_us ? t - j->sent_us : 1; /* a head always took some time */
+    metrics_observe(j->pw->ms, METRIC_UPSTREAM_DURATION, j->up_slot, (double)j->up_us / 1e6);
+    if (status >= 500)
+        metrics_inc(j->pw->ms, METRIC_UPSTREAM_ERRORS, METRIC_UPERR_5XX, 1);
     job_target_report(j, job_target_answer_fails(j, status) ? POOL_FAIL : POOL_OK, "5xx answers");
     if (failing && can_retry(j))
         return JOB_RETRY; /* drop this answer: the next target gets the request */
@@ -262,6 +274,7 @@ static int on_body(void *ctx, const char *p, size_t n)
 {
     fjob_t *j = ctx;
     j->body_len += n;
+    metrics_inc(j->pw->ms, METRIC_UPSTREAM_BYTES_RECEIVED, 0, n);
     if (j->state == JOB_STREAM_STORE && j->body_len > j->conf->cfg.max_object_size) {
         /* A body of unannounced length grew past the bound: pass it on, don't keep it. */
         set_state(j, JOB_STREAM_PASS);
@@ -292,9 +305,22 @@ static int on_interim(void *ctx, int status, const http_fields_t *hdrs)
 }
 
 /* The transfer ended (err: UPSTREAM_OK, or why not), in j's state. */
+/* The error kind of a failed transfer, for METRIC_UPSTREAM_ERRORS. */
+static unsigned error_kind(int err)
+{
+    switch (err) {
+    case UPSTREAM_ECONNECT: return METRIC_UPERR_CONNECT;
+    case UPSTREAM_ETIMEOUT: return METRIC_UPERR_TIMEOUT;
+    case UPSTREAM_EPROTO: return METRIC_UPERR_BAD_RESPONSE;
+    default: return METRIC_UPERR_CLOSED; /* UPSTREAM_EIO: the connection broke */
+    }
+}
+
 static job_state_t stp_end(fjob_t *j, int err, const char *msg)
 {
     bool failed = err != UPSTREAM_OK && err != UPSTREAM_EABORT;
+    if (failed)
+        metrics_inc(j->pw->ms, METRIC_UPSTREAM_ERRORS, error_kind(err), 1);
     if (failed && j->state != JOB_RETRY)
         job_target_report(j, POOL_FAIL, msg);
     switch (j->state) {

@@ -56,6 +56,7 @@ static void *w_init(worker_t *w, void *ud)
     so.on_conn_close = limit_on_conn_close;
     so.on_request = preq_on_request;
     so.on_done = proxy_metrics_on_done;
+    so.on_refused = proxy_metrics_on_refused;
     so.ud = pw;
     upstream_opts_t uo = {
         .connect_timeout_ms = cfg->origin_connect_timeout_ms,

@@ -53,6 +53,9 @@ static void respond_json(preq_t *p, int status, char *body)
     const char *extra = status == 401 ? "Cache-Control: no-store\r\nWWW-Authenticate: Bearer\r\n"
                                       : "Cache-Control: no-store\r\n";
     http_conn_set_log_tag(p->c, "purge");
+    unsigned res = status == 200 && body ? METRIC_PURGE_OK : status >= 500 || !body ? METRIC_PURGE_FAILED
+                                                                                   : METRIC_PURGE_REFUSED;
+    metrics_inc(p->pw->ms, METRIC_PURGE_REQUESTS, res, 1);
     preq_ref(p); /* http_resp_simple may end the connection (and p's reference) */
     http_resp_simple(p->c, body ? status : 500, extra, "application/json", b, strlen(b));
     preq_end(p);

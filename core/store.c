@@ -562,6 +562,7 @@ int store_open(store_t **out, const store_opts_t *opts, char *err, size_t errlen
     s->nodemax = (((st.ms_psize - 16) / 2) & ~1u) - 2;
     set_bounds(s, opts->high_water_pct);
     s->wstats.map_size = s->map_size;
+    s->wstats.map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     s->wstats.bytes_max = s->high_water;
     s->wstats.object_max = s->object_max;
 
@@ -604,5 +605,13 @@ void store_get_stats(store_t *s, store_stats_t *out)
     pthread_mutex_lock(&s->stats_mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->stats_mu);
+}
+
+bool store_healthy(store_t *s)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    bool ok = !s->stats.failing;
+    pthread_mutex_unlock(&s->stats_mu);
+    return ok;
 }
 

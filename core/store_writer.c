@@ -387,8 +387,9 @@ static uint64_t sat_sub(uint64_t a, uint64_t b)
 }
 
 /* Apply ops [first, end) in one transaction, evicting before and after
- * MDB_MAP_FULL as the opening comment says; each op's status is set. */
-static void process_segment(store_t *s, store_op_t *first, store_op_t *end)
+ * MDB_MAP_FULL as the opening comment says; each op's status is set.
+ * Returns how many operations could not be written. */
+static size_t process_segment(store_t *s, store_op_t *first, store_op_t *end)
 {
     uint64_t need = 0;
     size_t nops = 0;
@@ -397,6 +398,7 @@ static void process_segment(store_t *s, store_op_t *first, store_op_t *end)
     if (s->st.bytes + need > s->high_water)
         store_evict(s, sat_sub(s->low_water, need), "high-water");
     int rc = run_txn(s, first, end);
+    size_t failed = 0;
     if (rc == MDB_MAP_FULL) {
         s->wstats.map_full++;
         log_warn("store: map full at %llu accounted bytes; evicting a further 20%% and retrying",
@@ -405,7 +407,6 @@ static void process_segment(store_t *s, store_op_t *first, store_op_t *end)
         rc = run_txn(s, first, end);
     }
     if (rc) {
-        size_t failed = 0;
         for (store_op_t *op = first; op != end; op = op->next) {
             if (op->failed || op->kind == STORE_OP_SYNC) {
                 op->status = op->failed ? op->status : STORE_OK;
@@ -420,6 +421,7 @@ static void process_segment(store_t *s, store_op_t *first, store_op_t *end)
                   mdb_strerror(rc), failed);
         store_stats_publish(s); /* map_full, even if nothing committed */
     }
+    return failed;
 }
 
 /* Run op's callback and free it; a barrier waits while purge work runs. */
@@ -453,15 +455,48 @@ static void release_parked(store_t *s)
     }
 }
 
+const double store_batch_bounds[STORE_BATCH_NBOUNDS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Count one batch for the metrics: its latency, whether an operation
+ * failed (the store is failing until a batch writes everything), and how
+ * much of the map is in use now. */
+static void count_batch(store_t *s, uint64_t us, size_t failed)
+{
+    store_stats_t *w = &s->wstats;
+    unsigned b = 0;
+    while (b < STORE_BATCH_NBOUNDS && (double)us / 1e6 > store_batch_bounds[b])
+        b++;
+    w->batches++;
+    w->batch_buckets[b]++;
+    w->batch_us += us;
+    w->batch_errors += failed > 0;
+    w->failing = failed > 0;
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0)
+        w->map_used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
+    store_stats_publish(s);
+}
+
 static void process_batch(store_t *s, store_op_t *batch)
 {
+    uint64_t t0 = mono_us();
+    size_t failed = 0;
     /* Runs of purges and runs of other operations, each in its own txn. */
     for (store_op_t *first = batch, *end; first; first = end) {
         bool purge = store_purge_is_op(first->kind);
         for (end = first->next; end && store_purge_is_op(end->kind) == purge; end = end->next)
             ;
-        process_segment(s, first, end);
+        failed += process_segment(s, first, end);
     }
+    count_batch(s, mono_us() - t0, failed);
     while (batch) {
         store_op_t *op = batch;
         batch = op->next;

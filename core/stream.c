@@ -61,6 +61,7 @@ fetch_t *stream_join(preq_t *p, const uint8_t key[16], bool *created)
     http_conn_set_log_tag(p->c, *created ? "miss" : "collapsed");
     if (*created)
         return p->f;
+    metrics_inc(p->pw->ms, METRIC_COLLAPSED_WAITERS, 0, 1); /* joined another request's fetch */
     pump(p); /* the fetch may be well under way: catch up now */
     return NULL;
 }
@@ -128,6 +129,8 @@ static void serve_validated(preq_t *p, const resp_info_t *ri)
         snprintf(params, sizeof params, "; fwd=%s; fwd-status=304%s; ttl=%lld%s", p->fwd ? p->fwd : "stale",
                  ri->stored ? "; stored" : "", (long long)ttl, p->collapsed ? "; collapsed" : "");
         http_conn_set_log_tag(p->c, "revalidated");
+        if (ri->upstream)
+            http_conn_set_log_upstream(p->c, ri->upstream, ri->upstream_us);
         if (serve_stored_copy(p, &s, &m, params, age))
             return;
     }
@@ -166,6 +169,8 @@ static void send_head(preq_t *p, const fetch_view_t *v)
     const resp_info_t *ri = v->owner_data;
     http_conn_t *c = p->c;
     preq_set_state(p, PREQ_DELIVER);
+    if (ri && ri->upstream) /* an image variant made here names its source's */
+        http_conn_set_log_upstream(c, ri->upstream, ri->upstream_us);
     http_resp_start(c, v->status, NULL);
     http_resp_header_block(c, ri->data, ri->block_len);
     if (!p->collapsed && ri->own_len)

@@ -72,6 +72,9 @@ typedef struct http_server_opts {
      * request's first byte. Body bytes: http_resp_bytes(c). */
     void (*on_done)(void *ud, http_conn_t *c, int status, const char *tag, uint64_t duration_us);
     int (*on_accept)(void *ud, const struct sockaddr *peer, unsigned char tag[16]);
+    /* Optional: a connection was refused at accept (stopping, a max_connections
+     * bound, or on_accept < 0), on the worker thread. */
+    void (*on_refused)(void *ud);
     void (*on_conn_close)(void *ud, const unsigned char tag[16]);
     void *ud;
 } http_server_opts_t;

@@ -53,6 +53,8 @@ typedef struct resp_info {
     bool stored;               /* being stored */
     bool revalidated;          /* a 304 validated `meta` (the stored object, new headers) */
     const char *detail;        /* why not stored (static), or NULL */
+    const char *upstream;      /* the target that answered (proxy_metrics_target's copy: node's life), or NULL */
+    uint64_t upstream_us;      /* from sending the request to this head */
     store_key_t key;           /* revalidated: the object and its version */
     uint64_t object_id;
     size_t block_len;          /* client header block: data[0, block_len) */
@@ -110,6 +112,11 @@ struct fjob {
         int64_t cl, rt;
         resp_info_t *info;
     } held;
+    /* the current attempt, for metrics and the access log */
+    uint64_t sent_us;          /* when it was sent (worker_now_us) */
+    const char *up_name;       /* its target's name (proxy_metrics_target: node's life) */
+    unsigned up_slot;          /* its target's metric slot */
+    uint64_t up_us;            /* sending to the response head */
     /* how the transfer ended, for JOB_DONE (and JOB_HELD_ENDED) */
     int end_err;
     char end_msg[256];

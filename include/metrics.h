@@ -27,19 +27,41 @@ typedef struct metric_def {
     const char *const *values; /* counters, histograms: the label's fixed values */
     unsigned nvalues;          /* 0 when label is NULL (or for a gauge) */
     const double *bounds;      /* histogram: bucket upper bounds, increasing */
-    unsigned nbounds;
+    unsigned nbounds;          /* at most METRICS_BOUNDS_MAX */
+    unsigned flags;            /* METRIC_F_* */
 } metric_def_t;
+
+/* Bound of a histogram's buckets. */
+#define METRICS_BOUNDS_MAX 32
+/* Flags of a metric_def_t:
+ *  METRIC_F_SCRAPED  a counter or histogram kept elsewhere (another
+ *      thread's atomics, the store's statistics): nothing is stored in the
+ *      shards; a callback set with metrics_set_gauge supplies the samples
+ *      at scrape time (metrics_put_count / metrics_put_histogram), as for a
+ *      gauge. label is the one label's name or NULL; values must be NULL.
+ *  METRIC_F_DYNAMIC  a counter or histogram whose label values are known
+ *      only at run time (upstream targets): nvalues is the fixed number of
+ *      slots, values is NULL, and a callback set with metrics_set_labels
+ *      names each slot at scrape time (slots it names NULL are left out). */
+#define METRIC_F_SCRAPED 1u
+#define METRIC_F_DYNAMIC 2u
 
 typedef struct metrics metrics_t;
 typedef struct metrics_shard metrics_shard_t;
 typedef struct metrics_gauge_sink metrics_gauge_sink_t;
 
-/* Supplies a gauge family's samples at scrape time: calls
- * metrics_gauge_put() once per sample. Returns 0 or a negative errno,
- * which fails the scrape. Runs on the scraping thread. */
+/* Supplies a gauge family's (or a METRIC_F_SCRAPED family's) samples at
+ * scrape time: calls metrics_gauge_put() (or the other metrics_put_*)
+ * once per sample. Returns 0 or a negative errno, which fails the scrape.
+ * Runs on the scraping thread. */
 typedef int (*metrics_gauge_fn)(void *ud, metrics_gauge_sink_t *sink);
+/* Names slot of a METRIC_F_DYNAMIC family at scrape time: the label value
+ * (valid until the scrape returns), or NULL for an unused slot. Runs on
+ * the scraping thread, concurrently with counting. */
+typedef const char *(*metrics_label_fn)(void *ud, unsigned slot);
 
-/* The engine's families, in metrics_cdn_defs[] order (issue 13). */
+/* The engine's families, in metrics_cdn_defs[] order (issue 13). The
+ * first seven ids are fixed: the status page reads them. */
 enum {
     METRIC_REQUESTS,           /* counter by outcome */
     METRIC_RESPONSES,          /* counter by status class */
@@ -48,12 +70,44 @@ enum {
     METRIC_COLLAPSED_WAITERS,
     METRIC_CONNS_REFUSED,
     METRIC_REQUEST_DURATION,   /* histogram by outcome, seconds */
+    METRIC_UPSTREAM_DURATION,  /* histogram by target (dynamic, METRIC_TARGET_SLOTS), seconds to the head */
+    METRIC_UPSTREAM_ERRORS,    /* counter by kind (METRIC_UPERR_*) */
+    METRIC_UPSTREAM_UP,        /* gauge by target: 1 usable (not down), 0 down */
+    METRIC_UPSTREAM_EJECTED,   /* gauge by target: 1 while ejected */
+    METRIC_CONNS_OPEN,         /* gauge */
+    METRIC_STORE_BYTES,        /* gauge */
+    METRIC_STORE_OBJECTS,      /* gauge */
+    METRIC_STORE_EVICTIONS,    /* scraped counter */
+    METRIC_STORE_BATCHES,      /* scraped counter: write batches */
+    METRIC_STORE_BATCH_ERRORS, /* scraped counter: batches in which an operation failed */
+    METRIC_STORE_BATCH_DURATION, /* scraped histogram */
+    METRIC_STORE_MAP_SIZE,     /* gauge */
+    METRIC_STORE_MAP_USED,     /* gauge */
+    METRIC_STORE_UP,           /* gauge: 0 while the store is failing */
+    METRIC_STORE_PURGES,       /* scraped counter by kind: url, tag, prefix */
+    METRIC_PURGE_REQUESTS,     /* counter by result (METRIC_PURGE_*) */
+    METRIC_IMAGE_TRANSFORMS,   /* counter by result (METRIC_IMAGE_*) */
+    METRIC_IMAGE_DURATION,     /* histogram, seconds on a transform thread */
+    METRIC_RATE_LIMITED,       /* scraped counter by rule pattern ("node" for the node-wide limit) */
+    METRIC_BUILD_INFO,         /* gauge, always 1, the versions as labels */
     METRIC_CDN_COUNT
 };
 /* Label indexes of METRIC_REQUESTS and METRIC_REQUEST_DURATION; the names
- * are the access log's outcome tags. */
+ * are the access log's outcome tags ("limited" stands for "rate-limited"
+ * and "penalty-box"; "other" for a response with no tag). */
 enum { METRIC_HIT, METRIC_MISS, METRIC_STALE, METRIC_REVALIDATED, METRIC_COLLAPSED,
-       METRIC_PASS, METRIC_ERROR, METRIC_OUTCOME_COUNT };
+       METRIC_PASS, METRIC_ERROR, METRIC_CONTROL, METRIC_PURGE, METRIC_LIMITED, METRIC_ABORTED,
+       METRIC_OTHER, METRIC_OUTCOME_COUNT };
+/* Label indexes of METRIC_UPSTREAM_ERRORS. */
+enum { METRIC_UPERR_CONNECT, METRIC_UPERR_TIMEOUT, METRIC_UPERR_CLOSED, METRIC_UPERR_BAD_RESPONSE,
+       METRIC_UPERR_5XX, METRIC_UPERR_NO_TARGET, METRIC_UPERR_COUNT };
+/* Label indexes of METRIC_PURGE_REQUESTS. */
+enum { METRIC_PURGE_OK, METRIC_PURGE_FAILED, METRIC_PURGE_REFUSED, METRIC_PURGE_RESULT_COUNT };
+/* Label indexes of METRIC_IMAGE_TRANSFORMS. */
+enum { METRIC_IMAGE_DONE, METRIC_IMAGE_FAILED, METRIC_IMAGE_REFUSED, METRIC_IMAGE_RESULT_COUNT };
+/* Slots of METRIC_UPSTREAM_DURATION: distinct upstream target names a
+ * node counts apart (proxy_metrics.c); the last one is "other". */
+#define METRIC_TARGET_SLOTS 64
 extern const metric_def_t metrics_cdn_defs[METRIC_CDN_COUNT];
 
 /* Build a registry of ndefs families (defs must outlive it) with nshards
@@ -69,6 +123,9 @@ metrics_shard_t *metrics_shard(metrics_t *m, unsigned i);
  * starts; not thread-safe against a scrape). A gauge without one is left
  * out of the output. */
 void metrics_set_gauge(metrics_t *m, unsigned id, metrics_gauge_fn fn, void *ud);
+/* Let fn name the slots of METRIC_F_DYNAMIC family id (same rules as
+ * metrics_set_gauge). Without one, the family has no samples. */
+void metrics_set_labels(metrics_t *m, unsigned id, metrics_label_fn fn, void *ud);
 /* The label index of value in family id's fixed set, or -1 for none. */
 int metrics_label_index(const metrics_t *m, unsigned id, const char *value);
 
@@ -92,5 +149,17 @@ int metrics_scrape(const metrics_t *m, buf_t *out);
 /* Write one sample of the gauge being scraped; label_value (escaped here)
  * is NULL when the family has no label. Returns 0 or a negative errno. */
 int metrics_gauge_put(metrics_gauge_sink_t *sink, const char *label_value, double value);
+/* The same with n labels (names[i]="values[i]", in that order; names
+ * checked: -EINVAL for a bad one or a histogram's "le"); for families
+ * whose def has no label, such as build info. */
+int metrics_gauge_put_labels(metrics_gauge_sink_t *sink, unsigned n, const char *const *names,
+                             const char *const *values, double value);
+/* One sample of a METRIC_F_SCRAPED counter, exactly (no double rounding). */
+int metrics_put_count(metrics_gauge_sink_t *sink, const char *label_value, uint64_t value);
+/* One series of a METRIC_F_SCRAPED histogram: counts[b] observations in
+ * bucket b as in metrics_histogram_read (nbounds + 1, not cumulative) and
+ * their sum in microseconds. */
+int metrics_put_histogram(metrics_gauge_sink_t *sink, const char *label_value, const uint64_t *counts,
+                          uint64_t sum_us);
 
 #endif

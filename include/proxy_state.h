@@ -66,6 +66,8 @@ struct proxy {
     const char *progname;
     int argc;                  /* the command line a reload reads again (-c FILE, flags) */
     char **argv;
+    /* metrics (proxy_metrics.c) */
+    struct proxy_metrics_targets *mtargets; /* upstream target name -> metric slot (node's life) */
 };
 
 typedef struct fjob fjob_t;

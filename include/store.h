@@ -71,6 +71,11 @@ typedef struct store_opts {
     unsigned max_tag_bytes; /* longest tag kept (0 = 128; at most 511): longer ones are dropped, never truncated */
 } store_opts_t;
 
+/* Upper bounds (seconds) of the write-batch latency buckets of
+ * store_stats_t.batch_buckets; static lifetime. */
+#define STORE_BATCH_NBOUNDS 14
+extern const double store_batch_bounds[STORE_BATCH_NBOUNDS];
+
 typedef struct store_stats {
     uint64_t objects;      /* object records (primary + variants) */
     uint64_t bytes;        /* accounted bytes of stored objects */
@@ -89,6 +94,12 @@ typedef struct store_stats {
     uint64_t purge_dropped;  /* puts (and revalidations) dropped with STORE_PURGED */
     uint64_t bans;           /* prefix bans in force (their sweep not yet complete) */
     uint64_t tag_walks;      /* tag purges whose walk is still running */
+    uint64_t batches;        /* write batches the writer applied since open */
+    uint64_t batch_errors;   /* of them, batches in which an operation failed (STORE_ERROR) */
+    uint64_t batch_buckets[STORE_BATCH_NBOUNDS + 1]; /* batches by latency (store_batch_bounds; last: above) */
+    uint64_t batch_us;       /* their total latency, microseconds */
+    uint64_t map_used;       /* bytes of the map in use: (last page + 1) * page size, after the last batch */
+    bool failing;            /* the last batch had an operation fail (cleared by one that did not) */
 } store_stats_t;
 
 /* Open (or create) the cache in opts->dir and start the writer thread.
@@ -211,6 +222,9 @@ int store_delete(store_t *s, const store_key_t *key, store_done_fn done, void *c
 void store_sync(store_t *s);
 /* Current statistics (thread-safe snapshot). */
 void store_get_stats(store_t *s, store_stats_t *out);
+/* False while the store is failing: its last write batch could not write
+ * an operation (disk full, I/O error). Any thread. */
+bool store_healthy(store_t *s);
 
 /* --- purging (any thread; applied by the writer thread) --- */
 

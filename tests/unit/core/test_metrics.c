@@ -182,7 +182,7 @@ Test(metrics, histogram_buckets_are_cumulative)
 {
     static const double bounds[] = {0.001, 0.01, 0.1};
     static const metric_def_t defs[] = {
-        {"t_seconds", "Latency.", METRIC_HISTOGRAM, NULL, NULL, 0, bounds, 3},
+        {"t_seconds", "Latency.", METRIC_HISTOGRAM, NULL, NULL, 0, bounds, 3, 0},
     };
     metrics_t *m;
     cr_assert_eq(metrics_new(defs, 1, 2, &m), 0);
@@ -215,9 +215,9 @@ Test(metrics, escapes_help_and_label_values)
 {
     static const char *const vals[] = {"a\"b\\c\nd"};
     static const metric_def_t defs[] = {
-        {"odd_total", "Back\\slash and\nnewline \"kept\".", METRIC_COUNTER, "v", vals, 1, NULL, 0},
-        {"up", "Target up.", METRIC_GAUGE, "target", NULL, 0, NULL, 0},
-        {"unset", "No callback: left out.", METRIC_GAUGE, NULL, NULL, 0, NULL, 0},
+        {"odd_total", "Back\\slash and\nnewline \"kept\".", METRIC_COUNTER, "v", vals, 1, NULL, 0, 0},
+        {"up", "Target up.", METRIC_GAUGE, "target", NULL, 0, NULL, 0, 0},
+        {"unset", "No callback: left out.", METRIC_GAUGE, NULL, NULL, 0, NULL, 0, 0},
     };
     metrics_t *m;
     cr_assert_eq(metrics_new(defs, 3, 1, &m), 0);
@@ -256,8 +256,12 @@ Test(metrics, full_exposition_parses)
     buf_t b;
     buf_init(&b, 1 << 20);
     cr_assert_eq(metrics_scrape(m, &b), 0);
-    /* 7 + 5 + 4 single counters, 7 outcomes x (15 buckets + sum + count), 1 gauge */
-    cr_assert_eq(check_exposition(b.data), 7 + 5 + 4 + 7 * 17 + 1);
+    /* 12 outcomes + 5 classes + 4 single counters, 12 outcomes x (15
+     * buckets + sum + count), 6 upstream error kinds, 3 purge and 3 image
+     * results, the image duration (17), 1 gauge; the gauges and scraped
+     * families without a callback are left out, and the dynamic family
+     * without a label callback has no samples */
+    cr_assert_eq(check_exposition(b.data), 12 + 5 + 4 + 12 * 17 + 6 + 3 + 3 + 17 + 1);
     cr_assert_not_null(strstr(b.data, "\ncdn_responses_total{class=\"2xx\"} 6\n"));
     cr_assert_not_null(strstr(b.data, "\ncdn_store_used_bytes 123456789\n"));
     buf_free(&b);
@@ -280,16 +284,18 @@ Test(metrics, shards_own_their_cache_lines)
     /* Fill every slot of the middle shard (every counter label, every
      * bucket up to +Inf and the sums): its neighbours' bytes, on their own
      * lines, must not change. */
-    unsigned char before[2][4096];
+    unsigned char before[2][16384];
     cr_assert_leq(stride, sizeof before[0]);
     memcpy(before[0], (void *)at[0], stride);
     memcpy(before[1], (void *)at[2], stride);
     metrics_shard_t *s = metrics_shard(m, 1);
-    const metric_def_t *h = &metrics_cdn_defs[METRIC_REQUEST_DURATION];
     for (unsigned i = 0; i < METRIC_CDN_COUNT; i++) {
-        unsigned n = metrics_cdn_defs[i].nvalues ? metrics_cdn_defs[i].nvalues : 1;
+        const metric_def_t *h = &metrics_cdn_defs[i];
+        if (h->type == METRIC_GAUGE || (h->flags & METRIC_F_SCRAPED))
+            continue; /* nothing stored */
+        unsigned n = h->nvalues ? h->nvalues : 1;
         for (unsigned v = 0; v < n; v++) {
-            if (i != METRIC_REQUEST_DURATION) {
+            if (h->type == METRIC_COUNTER) {
                 metrics_inc(s, i, v, UINT64_MAX / 4);
                 continue;
             }
@@ -308,15 +314,27 @@ Test(metrics, rejects_bad_definitions)
 {
     static const double desc[] = {0.1, 0.01};
     static const char *const one[] = {"x"};
+    double many[METRICS_BOUNDS_MAX + 1];
+    for (unsigned i = 0; i <= METRICS_BOUNDS_MAX; i++)
+        many[i] = i + 1;
     const metric_def_t bad[] = {
         {.name = "requests", .help = "No _total.", .type = METRIC_COUNTER},
         {.name = "9lives_total", .help = "Starts with a digit.", .type = METRIC_COUNTER},
         {.name = "a-b_total", .help = "Dash.", .type = METRIC_COUNTER},
-        {"h_seconds", "Bounds go down.", METRIC_HISTOGRAM, NULL, NULL, 0, desc, 2},
+        {"h_seconds", "Bounds go down.", METRIC_HISTOGRAM, NULL, NULL, 0, desc, 2, 0},
         {.name = "h_seconds", .help = "No bounds.", .type = METRIC_HISTOGRAM},
-        {"h_seconds", "le is the bucket's.", METRIC_HISTOGRAM, "le", one, 1, desc + 1, 1},
+        {"h_seconds", "le is the bucket's.", METRIC_HISTOGRAM, "le", one, 1, desc + 1, 1, 0},
         {.name = "c_total", .help = "Label without values.", .type = METRIC_COUNTER, .label = "x"},
         {.name = "c_total", .help = NULL, .type = METRIC_COUNTER},
+        {.name = "g", .help = "A scraped gauge: gauges are always.", .type = METRIC_GAUGE, .flags = METRIC_F_SCRAPED},
+        {.name = "g", .help = "A dynamic gauge.", .type = METRIC_GAUGE, .label = "t", .flags = METRIC_F_DYNAMIC},
+        {.name = "c_total", .help = "Dynamic with fixed values.", .type = METRIC_COUNTER, .label = "x",
+         .values = one, .nvalues = 1, .flags = METRIC_F_DYNAMIC},
+        {.name = "c_total", .help = "Scraped with fixed values.", .type = METRIC_COUNTER, .label = "x",
+         .values = one, .nvalues = 1, .flags = METRIC_F_SCRAPED},
+        {.name = "c_total", .help = "Both.", .type = METRIC_COUNTER, .flags = METRIC_F_SCRAPED | METRIC_F_DYNAMIC},
+        {.name = "c_total", .help = "Unknown flag.", .type = METRIC_COUNTER, .flags = 8},
+        {"h_seconds", "Too many bounds.", METRIC_HISTOGRAM, NULL, NULL, 0, many, METRICS_BOUNDS_MAX + 1, 0},
     };
     metrics_t *m = (metrics_t *)1;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -334,6 +352,105 @@ Test(metrics, scrape_past_the_cap_is_e2big)
     buf_init(&b, 200);
     cr_assert_eq(metrics_scrape(m, &b), -E2BIG);
     cr_assert_leq(b.len, 200);
+    buf_free(&b);
+    metrics_free(m);
+}
+
+/* --- scrape-time families (METRIC_F_SCRAPED, METRIC_F_DYNAMIC) and
+ * gauges with several labels --- */
+
+static const char *slot_name(void *ud, unsigned slot)
+{
+    static const char *const names[] = {"http://a:1", NULL, "b \"q\"\\\n"};
+    return slot < 3 ? names[slot] : NULL;
+}
+
+static int scraped_counter(void *ud, metrics_gauge_sink_t *sink)
+{
+    int rc = metrics_put_count(sink, "url", UINT64_MAX - 1);
+    return rc ? rc : metrics_put_count(sink, "tag", 0);
+}
+
+static int scraped_hist(void *ud, metrics_gauge_sink_t *sink)
+{
+    static const uint64_t counts[3] = {2, 0, 5}; /* <= 0.1, <= 1, above */
+    return metrics_put_histogram(sink, NULL, counts, 12345678);
+}
+
+static int build_info(void *ud, metrics_gauge_sink_t *sink)
+{
+    static const char *const names[] = {"version", "revision"};
+    static const char *const values[] = {"1.0", "ab\"c"};
+    return metrics_gauge_put_labels(sink, 2, names, values, 1);
+}
+
+static int bad_labels(void *ud, metrics_gauge_sink_t *sink)
+{
+    static const char *const names[] = {"ok", "bad-name"};
+    static const char *const values[] = {"1", "2"};
+    return metrics_gauge_put_labels(sink, 2, names, values, 1);
+}
+
+static const double b2[] = {0.1, 1};
+static const metric_def_t ext_defs[] = {
+    {"up_seconds", "Per target.", METRIC_HISTOGRAM, "target", NULL, 4, b2, 2, METRIC_F_DYNAMIC},
+    {"up_total", "Per target.", METRIC_COUNTER, "target", NULL, 4, NULL, 0, METRIC_F_DYNAMIC},
+    {"purges_total", "Kept elsewhere.", METRIC_COUNTER, "kind", NULL, 0, NULL, 0, METRIC_F_SCRAPED},
+    {"batch_seconds", "Kept elsewhere.", METRIC_HISTOGRAM, NULL, NULL, 0, b2, 2, METRIC_F_SCRAPED},
+    {"build_info", "Several labels.", METRIC_GAUGE, NULL, NULL, 0, NULL, 0, 0},
+};
+
+Test(metrics, dynamic_labels_name_slots_at_scrape_time)
+{
+    metrics_t *m;
+    cr_assert_eq(metrics_new(ext_defs, 5, 2, &m), 0);
+    cr_assert_eq(metrics_label_index(m, 1, "http://a:1"), -1, "dynamic values are not a fixed set");
+    metrics_set_labels(m, 0, slot_name, NULL);
+    metrics_set_labels(m, 1, slot_name, NULL);
+    metrics_observe(metrics_shard(m, 0), 0, 0, 0.05);
+    metrics_observe(metrics_shard(m, 1), 0, 0, 0.5);
+    metrics_observe(metrics_shard(m, 1), 0, 2, 3);
+    metrics_inc(metrics_shard(m, 0), 1, 2, 7);
+    metrics_inc(metrics_shard(m, 1), 1, 2, 1);
+    metrics_inc(metrics_shard(m, 1), 1, 3, 99); /* an unnamed slot: counted, not written */
+    cr_assert_eq(metrics_value(m, 1, 2), 8);
+    char *t = scrape(m);
+    cr_assert_not_null(strstr(t, "\nup_seconds_bucket{target=\"http://a:1\",le=\"0.1\"} 1\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "\nup_seconds_bucket{target=\"http://a:1\",le=\"1\"} 2\n"));
+    cr_assert_not_null(strstr(t, "\nup_seconds_count{target=\"http://a:1\"} 2\n"));
+    cr_assert_not_null(strstr(t, "\nup_seconds_sum{target=\"http://a:1\"} 0.550000\n"));
+    cr_assert_not_null(strstr(t, "\nup_seconds_count{target=\"b \\\"q\\\"\\\\\\n\"} 1\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "\nup_total{target=\"b \\\"q\\\"\\\\\\n\"} 8\n"));
+    cr_assert_null(strstr(t, "99"), "slot 3 has no name");
+    cr_assert_null(strstr(t, "up_total{target=\"http://a:1\"} 1"));
+    cr_assert_not_null(strstr(t, "\nup_total{target=\"http://a:1\"} 0\n"));
+    /* scraped families without callbacks are left out; the gauge too */
+    cr_assert_null(strstr(t, "purges_total"));
+    cr_assert_null(strstr(t, "build_info"));
+    free(t);
+    metrics_free(m);
+}
+
+Test(metrics, scraped_families_and_multi_label_gauges)
+{
+    metrics_t *m;
+    cr_assert_eq(metrics_new(ext_defs, 5, 1, &m), 0);
+    metrics_set_gauge(m, 2, scraped_counter, NULL);
+    metrics_set_gauge(m, 3, scraped_hist, NULL);
+    metrics_set_gauge(m, 4, build_info, NULL);
+    char *t = scrape(m);
+    cr_assert_not_null(strstr(t, "# TYPE purges_total counter\npurges_total{kind=\"url\"} 18446744073709551614\n"
+                                 "purges_total{kind=\"tag\"} 0\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "# TYPE batch_seconds histogram\nbatch_seconds_bucket{le=\"0.1\"} 2\n"
+                                 "batch_seconds_bucket{le=\"1\"} 2\nbatch_seconds_bucket{le=\"+Inf\"} 7\n"
+                                 "batch_seconds_sum 12.345678\nbatch_seconds_count 7\n"), "%s", t);
+    cr_assert_not_null(strstr(t, "\nbuild_info{version=\"1.0\",revision=\"ab\\\"c\"} 1\n"), "%s", t);
+    free(t);
+    /* A bad label name fails the scrape cleanly. */
+    metrics_set_gauge(m, 4, bad_labels, NULL);
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    cr_assert_eq(metrics_scrape(m, &b), -EINVAL);
     buf_free(&b);
     metrics_free(m);
 }
