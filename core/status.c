@@ -242,7 +242,7 @@ static json_t *totals_json(const metrics_t *m)
     int rc = t && req && resp ? 0 : -1;
     for (unsigned o = 0; o < METRIC_OUTCOME_COUNT && !rc; o++) {
         by[o] = metrics_value(m, METRIC_REQUESTS, o);
-        all += by[o];
+        all += status_traffic(o) ? by[o] : 0;
         rc = json_object_set_new(req, rq->values[o], json_integer((json_int_t)by[o]));
     }
     for (unsigned c = 0; c < rs->nvalues && !rc; c++)

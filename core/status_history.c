@@ -65,6 +65,8 @@ static void take(sample_t *s, const metrics_t *m, uint64_t now_ms, int64_t wall_
     unsigned nh = hist_slots();
     for (unsigned o = 0; o < METRIC_OUTCOME_COUNT; o++) {
         s->req[o] = metrics_value(m, METRIC_REQUESTS, o);
+        if (!status_traffic(o))
+            continue;
         uint64_t c[HIST_MAX] = { 0 }, sum_us;
         metrics_histogram_read(m, METRIC_REQUEST_DURATION, o, c, &sum_us);
         for (unsigned b = 0; b < nh; b++)
@@ -122,13 +124,19 @@ static json_t *num(double v)
     return isfinite(v) && v >= 0 ? json_real(v) : json_null();
 }
 
+bool status_traffic(unsigned o)
+{
+    return o != METRIC_CONTROL && o != METRIC_PURGE;
+}
+
 void status_ratios(const uint64_t req[METRIC_OUTCOME_COUNT], uint64_t client_bytes, uint64_t upstream_bytes,
                    double *hit, double *offload_requests, double *offload_bytes)
 {
+    static const unsigned answered[] = { METRIC_HIT, METRIC_MISS, METRIC_STALE, METRIC_REVALIDATED, METRIC_COLLAPSED,
+                                         METRIC_PASS };
     uint64_t served = 0;
-    for (unsigned o = 0; o < METRIC_OUTCOME_COUNT; o++)
-        if (o != METRIC_ERROR)
-            served += req[o];
+    for (size_t i = 0; i < sizeof answered / sizeof answered[0]; i++)
+        served += req[answered[i]];
     uint64_t off = req[METRIC_HIT] + req[METRIC_STALE] + req[METRIC_COLLAPSED];
     *hit = served ? (double)req[METRIC_HIT] / (double)served : -1;
     *offload_requests = served ? (double)off / (double)served : -1;
@@ -146,7 +154,7 @@ static int put_interval(json_t *cols[], const sample_t *a, const sample_t *b)
     uint64_t req[METRIC_OUTCOME_COUNT], n = 0, hist[HIST_MAX] = { 0 };
     for (unsigned o = 0; o < METRIC_OUTCOME_COUNT; o++) {
         req[o] = sub(b->req[o], a->req[o]);
-        n += req[o];
+        n += status_traffic(o) ? req[o] : 0;
     }
     for (unsigned i = 0; i < hist_slots(); i++)
         hist[i] = sub(b->hist[i], a->hist[i]);

@@ -94,8 +94,9 @@ struct json_t *status_history_json(status_history_t *h, const metrics_t *m, uint
  * the overflow bucket reports the highest bound (as Prometheus does). */
 double status_quantile_ms(const uint64_t *counts, double q);
 /* The page's ratios of some requests by outcome and bytes, each in 0..1
- * or negative for "no data". Requests answered with an error count in
- * none of them (neither the cache nor the upstream answered them).
+ * or negative for "no data". Only the outcomes below count: an error,
+ * a rate-limit refusal, an aborted response, a control path or a purge
+ * was answered by neither the cache nor the upstream.
  * - hit: hits over the requests answered (hit, miss, stale, revalidated,
  *   collapsed, pass).
  * - offload by requests: the share of those that caused no upstream
@@ -106,6 +107,10 @@ double status_quantile_ms(const uint64_t *counts, double q);
  *   miss and pass.
  * - offload by bytes: 1 - upstream bytes received / client bytes sent,
  *   clamped to 0..1 (negative without client bytes). */
+/* Does outcome o count as client traffic in the page's totals, rates and
+ * latency? All but the operator's own requests (control paths, purges),
+ * so the page's refreshes do not show up as traffic. */
+bool status_traffic(unsigned o);
 void status_ratios(const uint64_t req[METRIC_OUTCOME_COUNT], uint64_t client_bytes, uint64_t upstream_bytes,
                    double *hit, double *offload_requests, double *offload_bytes);
 
