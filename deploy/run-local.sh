@@ -74,6 +74,9 @@ cat <<MSG
     curl -i '$E/private?cc=private'                # never stored: every request goes to the origin
     curl -i -X POST -d x '$E/hello'                # forwarded, and invalidates /hello
     curl -s '$E/.cdn/health'
+    curl -s '$E/.cdn/metrics' | grep ^cdn_requests_total   # Prometheus metrics (loopback and admin_allow only)
+    $E/.cdn/status                       # in a browser: the live status page (also $S/.cdn/status)
+    kill -HUP \$(pgrep -f 'edge -c var/edge.conf')        # edit var/edge.conf, then reload it live
     curl -o small.webp '$E/img/photo.jpg?width=4000&height=3000&w=400&h=300&fmt=webp'
                                                    # the origin's 4000x3000 JPEG, resized at the edge to a 400x300 WebP
     curl -sI -H 'Accept: image/avif,image/webp' '$E/img/photo.jpg?width=4000&height=3000&w=800&fmt=auto'
