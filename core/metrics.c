@@ -117,6 +117,11 @@ const metric_def_t metrics_cdn_defs[METRIC_CDN_COUNT] = {
                              "Requests refused by rate limiting, by rule pattern (node: the node-wide limit).",
                              METRIC_COUNTER, "rule", NULL, 0, NULL, 0, METRIC_F_SCRAPED},
     [METRIC_BUILD_INFO] = {"cdn_build_info", "Build: version, git revision and library versions.", METRIC_GAUGE},
+    [METRIC_CONFIG_RELOADS] = {"cdn_config_reloads_total", "Configuration reloads (SIGHUP): applied, refused.",
+                               METRIC_COUNTER, "result", NULL, 0, NULL, 0, METRIC_F_SCRAPED},
+    [METRIC_CONFIG_GENERATIONS] = {"cdn_config_generations",
+                                   "Configuration generations alive: 1, plus those in-flight requests still read.",
+                                   METRIC_GAUGE},
 };
 
 static bool name_ok(const char *s)

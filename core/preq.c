@@ -26,6 +26,7 @@
 #include "log.h"
 #include "policy_key.h"
 #include "purge.h"
+#include "reload.h"
 #include "request_id.h"
 #include "serve.h"
 #include "stream.h"
@@ -93,9 +94,9 @@ void preq_unref(preq_t *p)
     p->plan = NULL;
     image_req_free(p->img);
     p->img = NULL;
-    proxy_conf_unref(p->conf);
-    p->conf = NULL;
     proxy_worker_t *pw = p->pw;
+    reload_conf_release(pw, p->conf);
+    p->conf = NULL;
     if (pw->n_free_reqs < PREQ_SPARES) {
         p->next_free = pw->free_reqs;
         pw->free_reqs = p;
@@ -138,8 +139,7 @@ static preq_t *preq_new(proxy_worker_t *pw)
     atomic_init(&p->refs, 1);
     p->state = PREQ_RECV;
     p->pw = pw;
-    p->conf = pw->conf; /* the worker's current generation: one atomic increment */
-    proxy_conf_ref(p->conf);
+    p->conf = reload_conf_hold(pw); /* the worker's current generation, counted on the worker */
     p->next_free = NULL;
     p->key = key;
     p->variant = 0;

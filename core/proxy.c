@@ -135,6 +135,7 @@ static void w_fini(worker_t *w, void *state, void *ud)
     store_reader_free(pw->rd);
     health_free(pw->health);
     reload_retired_free(pw, true);
+    reload_conf_uses_free(pw);
     proxy_conf_unref(pw->conf);
     upstream_free(pw->up);
     http_server_free(pw->srv);
@@ -165,6 +166,8 @@ int proxy_new(proxy_t **out, const config_t *cfg, char *err, size_t errlen)
         return rc;
     }
     atomic_init(&px->purge_peer_failures, 0);
+    atomic_init(&px->reloads_applied, 0);
+    atomic_init(&px->reloads_refused, 0);
     atomic_init(&px->conns_total, 0);
     snprintf(px->via, sizeof px->via, "1.1 %s", cfg->name);
     px->via_len = strlen(px->via);

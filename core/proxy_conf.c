@@ -204,8 +204,18 @@ oom:
     return -ENOMEM;
 }
 
+/* Generations alive in this process: the current one, plus those still
+ * read by a request, job or derivation that started under them. */
+static atomic_uint live;
+
+unsigned proxy_conf_live(void)
+{
+    return atomic_load(&live);
+}
+
 static void conf_free(proxy_conf_t *c)
 {
+    atomic_fetch_sub(&live, 1);
     pool_ref_drop(c->primary_ref);
     pool_ref_drop(c->fallback_ref);
     free(c->opts);
@@ -221,6 +231,7 @@ int proxy_conf_new(proxy_conf_t **out, const config_t *cfg, const proxy_conf_t *
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    atomic_fetch_add(&live, 1);
     atomic_init(&c->refs, 1);
     atomic_init(&c->pending, 0);
     c->gen = prev ? prev->gen + 1 : 1;

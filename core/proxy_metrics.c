@@ -179,6 +179,19 @@ static int put_limited(void *ud, metrics_gauge_sink_t *sink)
     return rc ? rc : metrics_put_count(sink, "node", atomic_load(&pc->limited[cfg->nrules]));
 }
 
+static int put_reloads(void *ud, metrics_gauge_sink_t *sink)
+{
+    proxy_t *px = ud;
+    int rc = metrics_put_count(sink, "applied", atomic_load(&px->reloads_applied));
+    return rc ? rc : metrics_put_count(sink, "refused", atomic_load(&px->reloads_refused));
+}
+
+static int put_generations(void *ud, metrics_gauge_sink_t *sink)
+{
+    (void)ud;
+    return metrics_gauge_put(sink, NULL, proxy_conf_live());
+}
+
 static int put_build(void *ud, metrics_gauge_sink_t *sink)
 {
     static const char *const names[] = {"version", "revision", "libvips", "libcurl", "libuv"};
@@ -224,6 +237,8 @@ int proxy_metrics_setup(proxy_t *px, unsigned nworkers, char *err, size_t errlen
         {METRIC_STORE_PURGES, put_store_purges},
         {METRIC_RATE_LIMITED, put_limited},
         {METRIC_BUILD_INFO, put_build},
+        {METRIC_CONFIG_RELOADS, put_reloads},
+        {METRIC_CONFIG_GENERATIONS, put_generations},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         metrics_set_gauge(m, fns[i].id, fns[i].fn, px);

@@ -88,7 +88,64 @@ static void switched(proxy_conf_t *c)
 typedef struct switch_msg {
     proxy_conf_t *conf;
     proxy_retired_t *spare;
+    struct proxy_conf_use *use; /* made beforehand too: retiring cannot fail */
 } switch_msg_t;
+
+/* A retired generation this worker's requests still read. */
+typedef struct proxy_conf_use {
+    proxy_conf_t *conf;
+    unsigned long users;
+    struct proxy_conf_use *next;
+} proxy_conf_use_t;
+
+proxy_conf_t *reload_conf_hold(proxy_worker_t *pw)
+{
+    pw->conf_users++;
+    return pw->conf;
+}
+
+void reload_conf_release(proxy_worker_t *pw, proxy_conf_t *c)
+{
+    if (c == pw->conf) {
+        pw->conf_users--;
+        return;
+    }
+    for (proxy_conf_use_t **u = &pw->conf_old; *u; u = &(*u)->next) {
+        if ((*u)->conf != c)
+            continue;
+        proxy_conf_use_t *dead = *u;
+        if (--dead->users)
+            return;
+        *u = dead->next;
+        proxy_conf_unref(dead->conf);
+        free(dead);
+        return;
+    }
+}
+
+void reload_conf_uses_free(proxy_worker_t *pw)
+{
+    while (pw->conf_old) {
+        proxy_conf_use_t *u = pw->conf_old;
+        pw->conf_old = u->next;
+        proxy_conf_unref(u->conf);
+        free(u);
+    }
+}
+
+/* Keep old alive (one reference of its own) while this worker's requests
+ * that started under it run. */
+static void retire_users(proxy_worker_t *pw, proxy_conf_t *old, proxy_conf_use_t *spare)
+{
+    if (!pw->conf_users) {
+        free(spare);
+        return;
+    }
+    proxy_conf_ref(old);
+    *spare = (proxy_conf_use_t){ .conf = old, .users = pw->conf_users, .next = pw->conf_old };
+    pw->conf_old = spare;
+    pw->conf_users = 0;
+}
 
 /* On each worker: take the new generation. */
 static void on_switch(void *arg)
@@ -97,6 +154,7 @@ static void on_switch(void *arg)
     proxy_conf_t *c = m->conf;
     proxy_worker_t *pw = worker_state(worker_current());
     proxy_conf_t *old = pw->conf;
+    retire_users(pw, old, m->use);
     pw->conf = c;
     http_server_opts_t so;
     http_server_opts_from_config(&so, &c->cfg);
@@ -158,6 +216,7 @@ void reload_run(proxy_t *px)
     config_t *next = calloc(1, sizeof *next);
     if (!next) {
         log_error("reload: refused: out of memory; the running configuration stays");
+        atomic_fetch_add(&px->reloads_refused, 1);
         return;
     }
     config_defaults(next, px->prog);
@@ -165,6 +224,7 @@ void reload_run(proxy_t *px)
     if (rc) {
         if (rc < 0)
             log_error("reload: refused: %s; the running configuration stays", err);
+        atomic_fetch_add(&px->reloads_refused, 1);
         config_free(next);
         free(next);
         return;
@@ -175,6 +235,7 @@ void reload_run(proxy_t *px)
     proxy_conf_t *nc = NULL;
     if (!check_live(px, next, err, sizeof err) || proxy_conf_new(&nc, next, px->conf, err, sizeof err)) {
         log_error("reload: refused: %s; the running configuration stays", err);
+        atomic_fetch_add(&px->reloads_refused, 1);
         buf_free(&d.lines);
         config_free(next);
         free(next);
@@ -191,11 +252,13 @@ void reload_run(proxy_t *px)
     buf_free(&d.lines);
     log_set_level((int)nc->cfg.log_level);
     proxy_conf_t *old = px->conf;
+    atomic_fetch_add(&px->reloads_applied, 1);
     atomic_store(&nc->pending, px->nworkers);
     px->conf = nc;
     for (unsigned i = 0; i < px->nworkers; i++) {
         switch_msg_t *m = calloc(1, sizeof *m);
-        if (m && i == 0 && !(m->spare = calloc(1, sizeof *m->spare))) {
+        if (m && (!(m->use = calloc(1, sizeof *m->use)) || (i == 0 && !(m->spare = calloc(1, sizeof *m->spare))))) {
+            free(m->use);
             free(m);
             m = NULL;
         }
@@ -208,6 +271,7 @@ void reload_run(proxy_t *px)
             if (m) {
                 proxy_conf_unref(nc);
                 free(m->spare);
+                free(m->use);
                 free(m);
             }
             log_warn("reload: worker %u keeps the previous configuration (stopping, or out of memory)", i);

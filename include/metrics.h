@@ -90,6 +90,8 @@ enum {
     METRIC_IMAGE_DURATION,     /* histogram, seconds on a transform thread */
     METRIC_RATE_LIMITED,       /* scraped counter by rule pattern ("node" for the node-wide limit) */
     METRIC_BUILD_INFO,         /* gauge, always 1, the versions as labels */
+    METRIC_CONFIG_RELOADS,     /* scraped counter by result: applied, refused */
+    METRIC_CONFIG_GENERATIONS, /* gauge: configuration generations alive */
     METRIC_CDN_COUNT
 };
 /* Label indexes of METRIC_REQUESTS and METRIC_REQUEST_DURATION; the names

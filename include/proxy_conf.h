@@ -62,6 +62,9 @@ typedef struct proxy_conf {
     size_t image_key_len;
 } proxy_conf_t;
 
+/* Generations alive in the process (any thread): 1 between reloads once
+ * the requests that started under older ones have ended. */
+unsigned proxy_conf_live(void);
 /* Build a generation from cfg (copied, rules too). Pools whose list and
  * settings equal prev's (may be NULL) are shared with it. Reads the key
  * files cfg names. Returns 0, or a negative errno with a message in err. */

@@ -66,6 +66,7 @@ struct proxy {
     const char *progname;
     int argc;                  /* the command line a reload reads again (-c FILE, flags) */
     char **argv;
+    atomic_uint_fast64_t reloads_applied, reloads_refused; /* SIGHUPs (reload.c; metrics) */
     /* metrics (proxy_metrics.c) */
     struct proxy_metrics_targets *mtargets; /* upstream target name -> metric slot (node's life) */
 };
@@ -83,6 +84,11 @@ typedef struct proxy_worker {
     store_reader_t *rd;
     uv_timer_t tick;           /* hands LRU touches to the store writer */
     proxy_conf_t *conf;        /* the generation new requests take (one reference; swapped on reload) */
+    /* Requests of this worker on conf, and on generations a reload
+     * replaced (reload.c): counted here, not on the generation's shared
+     * refcount, so a request writes no cache line another worker does. */
+    unsigned long conf_users;
+    struct proxy_conf_use *conf_old; /* each holds one reference */
     health_t *health;          /* active checks of the primary pool (worker 0 only) */
     struct proxy_retired *retired; /* health checkers closed by a reload, freed on the next tick */
     fjob_t *jobs;              /* upstream fetches this worker drives */

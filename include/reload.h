@@ -17,4 +17,12 @@ void reload_health_start(proxy_worker_t *pw);
  * call (all: every one, at the worker's end). On pw's worker. */
 void reload_retired_free(proxy_worker_t *pw, bool all);
 
+/* A request of pw starts: the generation it reads (valid until
+ * reload_conf_release). On pw's worker; no atomic operation. */
+proxy_conf_t *reload_conf_hold(proxy_worker_t *pw);
+/* That request's last reference went (on pw's worker, as always). */
+void reload_conf_release(proxy_worker_t *pw, proxy_conf_t *c);
+/* Drop the references still held for retired generations (the worker's end). */
+void reload_conf_uses_free(proxy_worker_t *pw);
+
 #endif
