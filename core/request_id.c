@@ -96,7 +96,7 @@ void request_id_recv(http_conn_t *c, const http_req_t *req, const policy_rl_cidr
         http_conn_set_request_id(c, v.p, v.len);
         return;
     }
-    char id[REQUEST_ID_GEN_LEN + 1];
-    request_id_generate(id);
-    http_conn_set_request_id(c, id, REQUEST_ID_GEN_LEN);
+    /* Otherwise the connection generates one when it is first asked
+     * (http_conn_request_id: the access log, the upstream request), so a
+     * hit with the access log off costs nothing here. */
 }

@@ -28,9 +28,10 @@ bool request_id_sane(const char *p, size_t n);
 /* Write a fresh id (REQUEST_ID_GEN_LEN hex chars and a NUL) into out.
  * A per-thread generator seeded once from getrandom(2): no syscall per id. */
 void request_id_generate(char out[REQUEST_ID_GEN_LEN + 1]);
-/* Decide the id of c's current request req and store it on c: the
- * client's X-Request-Id when the peer is in trusted and there is exactly
- * one sane value, a generated one otherwise. */
+/* Decide the id of c's current request req: the client's X-Request-Id
+ * when the peer is in trusted and there is exactly one sane value, stored
+ * on c; otherwise c generates one when it is first asked for it
+ * (http_conn_request_id), so a request nobody logs or forwards costs none. */
 void request_id_recv(http_conn_t *c, const http_req_t *req, const policy_rl_cidrs_t *trusted);
 
 #endif
