@@ -53,8 +53,14 @@ INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 # objects and the tests see them, so the engine cannot include them.
 $(BUILD)/loadtest/%.o: XINC := -Iloadtest
 $(BUILD)/tests/%.o:    XINC := -Itests/integration -Iloadtest
-# The git revision in build info (include/version.h); "unknown" outside git.
-$(BUILD)/core/proxy_metrics.o: XINC := -DCDN_GIT_REV='"$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)"'
+# The git revision (core/version.c: build info, the status page); "unknown"
+# outside git. $(BUILD)/gen/revision changes only when the revision does,
+# so version.o is rebuilt (and the programs relinked) exactly then.
+CDN_REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+REVISION_FILE := $(BUILD)/gen/revision
+$(shell mkdir -p $(BUILD)/gen && { [ "$$(cat $(REVISION_FILE) 2>/dev/null)" = "$(CDN_REVISION)" ] || echo "$(CDN_REVISION)" > $(REVISION_FILE); })
+$(BUILD)/core/version.o: $(REVISION_FILE)
+$(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin
@@ -104,9 +110,6 @@ $(BUILD)/gen/status_page.c: core/status_page.html
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# The version the status page shows: git's description of the checkout.
-CDN_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-$(BUILD)/core/status.o: XINC := -DCDN_VERSION='"$(CDN_VERSION)"'
 
 # llhttp is generated code: compiled from the Debian package's sources with
 # its own (looser) warning set.

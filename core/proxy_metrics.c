@@ -195,7 +195,7 @@ static int put_generations(void *ud, metrics_gauge_sink_t *sink)
 static int put_build(void *ud, metrics_gauge_sink_t *sink)
 {
     static const char *const names[] = {"version", "revision", "libvips", "libcurl", "libuv"};
-    const char *values[] = {CDN_VERSION, CDN_GIT_REV, vips_version_string(),
+    const char *values[] = {CDN_VERSION, cdn_revision(), vips_version_string(),
                             curl_version_info(CURLVERSION_NOW)->version, uv_version_string()};
     return metrics_gauge_put_labels(sink, 5, names, values, 1);
 }

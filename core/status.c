@@ -18,11 +18,9 @@
 #include "proxy_conf.h"
 #include "proxy_state.h"
 #include "purge_req.h"
+#include "version.h"
 
 #define NO_STORE "Cache-Control: no-store\r\n"
-#ifndef CDN_VERSION
-#define CDN_VERSION "unknown" /* the Makefile passes git's description */
-#endif
 
 /* The page, generated at build time from core/status_page.html
  * ($(BUILD)/gen/status_page.c). */
@@ -294,11 +292,11 @@ char *status_json(proxy_t *px, uint64_t now_ms)
     static const unsigned hit[] = { METRIC_HIT }, miss[] = { METRIC_MISS };
     uint64_t up_us = (uint64_t)now * 1000u > px->started_us ? (uint64_t)now * 1000u - px->started_us : 0;
     json_t *doc = json_pack(
-        "{s:{s:s, s:s, s:s, s:s, s:I, s:I, s:f}, s:o, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I, s:I},"
+        "{s:{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f}, s:o, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I, s:I},"
         " s:o, s:o, s:o, s:o}",
         "node", "name", cfg->name, "role", cfg->program == CONFIG_SHIELD ? "shield" : "edge", "region", cfg->region,
-        "version", CDN_VERSION, "now", (json_int_t)(now / 1000), "started", (json_int_t)(px->started_us / 1000000u),
-        "uptime_s", (double)up_us / 1e6, "totals", totals_json(m), "latency", "all", latency_json(m, all, sizeof all / sizeof all[0]), "hit",
+        "version", CDN_VERSION, "revision", cdn_revision(), "now", (json_int_t)(now / 1000), "started",
+        (json_int_t)(px->started_us / 1000000u), "uptime_s", (double)up_us / 1e6, "totals", totals_json(m), "latency", "all", latency_json(m, all, sizeof all / sizeof all[0]), "hit",
         latency_json(m, hit, 1), "miss", latency_json(m, miss, 1), "store", "bytes", (json_int_t)ss.bytes,
         "bytes_max", (json_int_t)ss.bytes_max, "objects", (json_int_t)ss.objects, "evictions",
         (json_int_t)ss.evictions, "map_size", (json_int_t)ss.map_size, "upstreams", upstreams_json(px, now_ms),
