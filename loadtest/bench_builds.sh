@@ -30,14 +30,12 @@ for e in "$A" "$B"; do for _ in 1 2 3; do curl -s -o /dev/null "http://$e$Q"; do
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # addr pid -> "req/s p99_ms cpu_us_per_request"
-    local out c0 c1
+    local c0 c1 r p n
     c0=$(cpu_ticks "$2")
-    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://$1$Q")
+    read -r r p n <<<"$(bench_wrk "http://$1$Q")"
     c1=$(cpu_ticks "$2")
-    if grep -q "Non-2xx" <<<"$out"; then echo "warning: non-2xx answers from $1" >&2; fi
-    awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
-        '/requests in/{n=$1} /^Requests\/sec/{r=$2} $1=="99%"{v=$2; if (v ~ /us$/) v=v/1000; else if (v ~ /ms$/) v=v+0; else v=v*1000; p=v}
-         END{printf "%s %.2f %.2f", r, p, n ? c * 1e6 / hz / n : 0}' <<<"$out"
+    awk -v r="$r" -v p="$p" -v n="$n" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN{printf "%s %s %.2f", r, p, n ? c * 1e6 / hz / n : 0}'
 }
 echo
 echo "two builds on the hit path: 1 KiB hits, wrk -t2 -c$CONNS -d${DURATION}s, $WORKERS workers, $(nproc) cores, $(date -u +%F)"

@@ -5,6 +5,8 @@
 #   bench_start NAME CMD...    run CMD (stdout T/NAME.out, stderr T/NAME.log, pid
 #                              T/NAME.pid), wait (bounded, 10 s) for "listening on",
 #                              print the address
+#   bench_wrk URL              wrk -t2 -c$CONNS -d${DURATION}s on URL, print
+#                              "REQ/S P99_MS REQUESTS" (warns on non-2xx answers)
 
 bench_init() {
     T=$(mktemp -d "/tmp/cdn-bench-$1.XXXXXX")
@@ -43,4 +45,13 @@ bench_start() {
     echo "$name did not start:" >&2
     cat "$T/$name.log" >&2
     exit 1
+}
+
+bench_wrk() {
+    local out
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$1")
+    if grep -q "Non-2xx" <<<"$out"; then echo "warning: non-2xx answers from $1" >&2; fi
+    awk '/requests in/{n=$1} /^Requests\/sec/{r=$2}
+         $1=="99%"{v=$2; if (v ~ /us$/) v=v/1000; else if (v ~ /ms$/) v=v+0; else v=v*1000; p=v}
+         END{printf "%s %.2f %s", r, p, n}' <<<"$out"
 }

@@ -30,11 +30,9 @@ Q="/bench/rl?size=1024&cc=max-age%3D3600"
 for e in "$OFF" "$ON"; do for _ in 1 2 3; do curl -s -o /dev/null "http://$e$Q"; done; done
 
 run() { # addr -> "req/s p99_ms"
-    local out
-    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://$1$Q")
-    if grep -q "Non-2xx" <<<"$out"; then echo "warning: non-2xx answers from $1" >&2; fi
-    awk '/^Requests\/sec/{r=$2} $1=="99%"{v=$2; if (v ~ /us$/) v=v/1000; else if (v ~ /ms$/) v=v+0; else v=v*1000; p=v}
-         END{printf "%s %.2f", r, p}' <<<"$out"
+    local r p _
+    read -r r p _ <<<"$(bench_wrk "http://$1$Q")"
+    echo "$r $p"
 }
 echo
 echo "rate limiter on the hit path: 1 KiB hits, wrk -t2 -c$CONNS -d${DURATION}s, $WORKERS workers, $(nproc) cores, $(date -u +%F)"
