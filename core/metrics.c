@@ -103,7 +103,7 @@ const metric_def_t metrics_cdn_defs[METRIC_CDN_COUNT] = {
     [METRIC_STORE_MAP_SIZE] = {"cdn_store_map_size_bytes", "Size of the LMDB map.", METRIC_GAUGE},
     [METRIC_STORE_MAP_USED] = {"cdn_store_map_used_bytes", "Bytes of the LMDB map in use (last page).",
                                METRIC_GAUGE},
-    [METRIC_STORE_UP] = {"cdn_store_up", "1 when the store writes, 0 when its last batch failed.", METRIC_GAUGE},
+    [METRIC_STORE_UP] = {"cdn_store_up", "1 when the store writes, 0 after three write batches in a row failed.", METRIC_GAUGE},
     [METRIC_STORE_PURGES] = {"cdn_store_purges_total", "Purges the store committed, by kind.", METRIC_COUNTER,
                              "kind", NULL, 0, NULL, 0, METRIC_F_SCRAPED},
     [METRIC_PURGE_REQUESTS] = {"cdn_purge_requests_total", "Purge requests by result.", METRIC_COUNTER, "result",

@@ -247,6 +247,7 @@ struct store {
     /* Writer thread only. */
     store_state_t st;         /* as of the last commit */
     store_stats_t wstats;     /* counters since open */
+    unsigned fail_streak;     /* consecutive batches in which an operation failed */
     store_purger_t *pg;       /* purge bookkeeping (store_purge.c, store_sweep.c) */
     store_op_t *parked;       /* store_sync barriers waiting for purge work to end */
 

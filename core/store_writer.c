@@ -458,6 +458,8 @@ static void release_parked(store_t *s)
 const double store_batch_bounds[STORE_BATCH_NBOUNDS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                           0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
+#define STORE_FAIL_STREAK 3
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -466,9 +468,13 @@ static uint64_t mono_us(void)
 }
 
 /* Count one batch for the metrics: its latency, whether an operation
- * failed (the store is failing until a batch writes everything), and how
- * much of the map is in use now. */
-static void count_batch(store_t *s, uint64_t us, size_t failed)
+ * failed, and how much of the map is in use now. The store is failing
+ * after STORE_FAIL_STREAK batches in a row had a failure, until one
+ * stores an object with no failure: one operation that cannot be written (an object the
+ * map cannot hold even after eviction) must not turn a node's health to
+ * 503 and have every edge eject it, while a disk that refuses every
+ * write soon does. */
+static void count_batch(store_t *s, uint64_t us, size_t failed, size_t stored)
 {
     store_stats_t *w = &s->wstats;
     unsigned b = 0;
@@ -478,7 +484,12 @@ static void count_batch(store_t *s, uint64_t us, size_t failed)
     w->batch_buckets[b]++;
     w->batch_us += us;
     w->batch_errors += failed > 0;
-    w->failing = failed > 0;
+    /* A batch of syncs and touches alone says nothing either way. */
+    if (failed)
+        s->fail_streak++;
+    else if (stored)
+        s->fail_streak = 0;
+    w->failing = s->fail_streak >= STORE_FAIL_STREAK;
     MDB_envinfo info;
     if (mdb_env_info(s->env, &info) == 0)
         w->map_used = ((uint64_t)info.me_last_pgno + 1) * s->psize;
@@ -496,7 +507,10 @@ static void process_batch(store_t *s, store_op_t *batch)
             ;
         failed += process_segment(s, first, end);
     }
-    count_batch(s, mono_us() - t0, failed);
+    size_t stored = 0;
+    for (store_op_t *op = batch; op; op = op->next)
+        stored += op->kind == STORE_OP_PUT && op->status == STORE_OK;
+    count_batch(s, mono_us() - t0, failed, stored);
     while (batch) {
         store_op_t *op = batch;
         batch = op->next;

@@ -99,7 +99,7 @@ typedef struct store_stats {
     uint64_t batch_buckets[STORE_BATCH_NBOUNDS + 1]; /* batches by latency (store_batch_bounds; last: above) */
     uint64_t batch_us;       /* their total latency, microseconds */
     uint64_t map_used;       /* bytes of the map in use: (last page + 1) * page size, after the last batch */
-    bool failing;            /* the last batch had an operation fail (cleared by one that did not) */
+    bool failing;            /* the last 3 batches each had an operation fail (cleared by one that did not) */
 } store_stats_t;
 
 /* Open (or create) the cache in opts->dir and start the writer thread.
@@ -222,8 +222,9 @@ int store_delete(store_t *s, const store_key_t *key, store_done_fn done, void *c
 void store_sync(store_t *s);
 /* Current statistics (thread-safe snapshot). */
 void store_get_stats(store_t *s, store_stats_t *out);
-/* False while the store is failing: its last write batch could not write
- * an operation (disk full, I/O error). Any thread. */
+/* False while the store is failing: its last 3 write batches each had an
+ * operation it could not write (disk full, I/O error, a map too small).
+ * Any thread. */
 bool store_healthy(store_t *s);
 
 /* --- purging (any thread; applied by the writer thread) --- */

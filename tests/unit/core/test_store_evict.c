@@ -198,3 +198,38 @@ Test(store_evict, pinned_reader_fails_puts_then_recovers)
     store_reader_free(r);
     store_close(s);
 }
+
+/* Health (/.cdn/health answers 503 "store failing"): one batch that
+ * cannot write an object is not a failing store, three in a row are; one
+ * that stores an object again clears it. A pinned reader makes every put
+ * fail once the map is exhausted. */
+Test(store_evict, three_failing_batches_make_the_store_unhealthy_until_a_put_succeeds)
+{
+    store_t *s = ts_open(dir, 4 * TS_MIB, 0);
+    store_reader_t *r = store_reader_new(s);
+    cr_assert_eq(store_read_begin(r), STORE_OK);
+    ts_put_t p;
+    uint64_t id = 0;
+    int failing = 0;
+    for (int round = 0; round < 800 && failing < 3; round++) {
+        p.seed = 5 + id;
+        ts_put(s, id++, 0, 100000, &p);
+        store_sync(s); /* a batch of its own (a sync-only batch counts for nothing) */
+        if (p.status == STORE_ERROR)
+            failing++;
+        cr_assert_eq(store_healthy(s), failing < 3, "after %d failing batches", failing);
+    }
+    cr_assert_eq(failing, 3, "a pinned snapshot must exhaust the map");
+    store_stats_t st;
+    store_get_stats(s, &st);
+    cr_assert(st.failing);
+    cr_assert_geq(st.batch_errors, 3);
+    store_read_end(r);
+    p.seed = 5 + id;
+    ts_put(s, id++, 0, 100000, &p);
+    store_sync(s);
+    cr_assert_eq(p.status, STORE_OK);
+    cr_assert(store_healthy(s), "a stored object clears it");
+    store_reader_free(r);
+    store_close(s);
+}
