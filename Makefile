@@ -46,6 +46,8 @@ EDGE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard edge/*.c))
 SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
 SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
 ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
+# The load generator's parts (scenario, Zipf draws), unit-tested on their own.
+CDNLOAD_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/cdnload_*.c))
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 # include/ is the engine's API. The origin's headers (origin.h, synth.h)
@@ -83,7 +85,7 @@ $(BIN)/image-bench: $(BUILD)/loadtest/bench_image.o $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ)
+$(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ) $(CDNLOAD_LIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 

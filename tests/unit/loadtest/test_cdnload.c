@@ -1,0 +1,199 @@
+/* The load generator's pure parts: Zipf draws (exact for a fixed seed,
+ * and shaped like the law), object sizes (a function of the seed and the
+ * object), and the scenario file (defaults, every key, FILE:LINE errors). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cdnload_scenario.h"
+#include "cdnload_zipf.h"
+
+Test(cdnload_zipf, ranks_follow_the_law)
+{
+    cdnload_zipf_t z;
+    cr_assert_eq(cdnload_zipf_init(&z, 1000, 1.0), 0);
+    cdnload_rng_t r;
+    cdnload_rng_seed(&r, 42);
+    enum { DRAWS = 200000 };
+    static unsigned count[1000];
+    memset(count, 0, sizeof count);
+    for (int i = 0; i < DRAWS; i++) {
+        size_t k = cdnload_zipf_rank(&z, cdnload_rng_unit(&r));
+        cr_assert_lt(k, 1000);
+        count[k]++;
+    }
+    /* P(rank 1) = 1 / H(1000) = 0.1336; rank 2 half of it, rank 10 a tenth. */
+    double h = 0;
+    for (int i = 1; i <= 1000; i++)
+        h += 1.0 / i;
+    double p1 = (double)count[0] / DRAWS;
+    cr_assert(fabs(p1 - 1 / h) < 0.005, "rank 1: %g, expected %g", p1, 1 / h);
+    cr_assert(fabs((double)count[1] / count[0] - 0.5) < 0.03, "rank 2 / rank 1: %g", (double)count[1] / count[0]);
+    cr_assert(fabs((double)count[9] / count[0] - 0.1) < 0.02, "rank 10 / rank 1: %g", (double)count[9] / count[0]);
+    cdnload_zipf_free(&z);
+}
+
+Test(cdnload_zipf, the_same_seed_draws_the_same_ranks)
+{
+    cdnload_zipf_t z;
+    cr_assert_eq(cdnload_zipf_init(&z, 50000, 0.8), 0);
+    cdnload_rng_t a, b, c;
+    cdnload_rng_seed(&a, 7);
+    cdnload_rng_seed(&b, 7);
+    cdnload_rng_seed(&c, 8);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        size_t ka = cdnload_zipf_rank(&z, cdnload_rng_unit(&a));
+        cr_assert_eq(ka, cdnload_zipf_rank(&z, cdnload_rng_unit(&b)));
+        differ += ka != cdnload_zipf_rank(&z, cdnload_rng_unit(&c));
+    }
+    cr_assert_gt(differ, 500, "another seed, other draws");
+    cdnload_zipf_free(&z);
+}
+
+Test(cdnload_zipf, edges_of_the_range)
+{
+    cdnload_zipf_t z;
+    cr_assert_eq(cdnload_zipf_init(&z, 0, 1), -EINVAL);
+    cr_assert_eq(cdnload_zipf_init(&z, 10, -1), -EINVAL);
+    cr_assert_eq(cdnload_zipf_init(&z, 10, NAN), -EINVAL);
+    cr_assert_eq(cdnload_zipf_init(&z, 1, 1), 0);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.0), 0);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.999999), 0);
+    cdnload_zipf_free(&z);
+    /* s = 0 is uniform: u picks the rank directly. */
+    cr_assert_eq(cdnload_zipf_init(&z, 4, 0), 0);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.0), 0);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.26), 1);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.74), 2);
+    cr_assert_eq(cdnload_zipf_rank(&z, 0.9999999999), 3);
+    cdnload_zipf_free(&z);
+}
+
+Test(cdnload_scenario, sizes_are_a_function_of_seed_and_object)
+{
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    unsigned small = 0, mid = 0, large = 0;
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint64_t b = cdnload_object_size(&s, i);
+        cr_assert_eq(b, cdnload_object_size(&s, i));
+        small += b == 1024;
+        mid += b == 16384;
+        large += b == 262144;
+    }
+    cr_assert_eq(small + mid + large, 20000);
+    /* weights 50 / 35 / 15 */
+    cr_assert(abs((int)small - 10000) < 400 && abs((int)mid - 7000) < 400 && abs((int)large - 3000) < 300,
+              "%u %u %u", small, mid, large);
+    char t[128];
+    cdnload_object_target(&s, 17, true, t, sizeof t);
+    char want[128];
+    snprintf(want, sizeof want, "/o/17?size=%llu&cc=max-age%%3D3600", (unsigned long long)cdnload_object_size(&s, 17));
+    cr_assert_str_eq(t, want);
+    cdnload_object_target(&s, 17, false, t, sizeof t);
+    cr_assert(strstr(t, "&cc=no-store"), "%s", t);
+}
+
+static char *write_file(const char *text)
+{
+    static char path[] = "/tmp/cdnload-scenario-XXXXXX";
+    strcpy(path, "/tmp/cdnload-scenario-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(cdnload_scenario, every_key_is_read)
+{
+    char *path = write_file("# the default workload, bigger\n"
+                            "duration = 2m\nwarmup = 10s   # before measuring\n"
+                            "objects = 50000\nzipf = 0.9\nsizes = 2k:60, 1M:40\n"
+                            "uncacheable = 0.05\nimages = 0.1\nconcurrency = 64\nrate = 500\nttl = 10m\n"
+                            "abusive_clients = 2\npurge_every = 10s\npurge_kind = prefix\n"
+                            "fault = shield-1 at 20s restart 35s\nseed = 99\n");
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    char err[256] = "";
+    cr_assert_eq(cdnload_scenario_load(&s, path, err, sizeof err), 0, "%s", err);
+    unlink(path);
+    cr_assert_eq(s.duration_ms, 120000);
+    cr_assert_eq(s.warmup_ms, 10000);
+    cr_assert_eq(s.objects, 50000);
+    cr_assert_float_eq(s.zipf, 0.9, 1e-12);
+    cr_assert_eq(s.nsizes, 2);
+    cr_assert_eq(s.sizes[1].bytes, 1048576);
+    cr_assert_float_eq(s.sizes[1].weight, 40, 1e-12);
+    cr_assert_float_eq(s.uncacheable, 0.05, 1e-12);
+    cr_assert_float_eq(s.images, 0.1, 1e-12);
+    cr_assert_eq(s.concurrency, 64);
+    cr_assert_float_eq(s.rate, 500, 1e-12);
+    cr_assert_eq(s.ttl_s, 600);
+    cr_assert_eq(s.abusive_clients, 2);
+    cr_assert_eq(s.purge_every_ms, 10000);
+    cr_assert_eq(s.purge_kind, CDNLOAD_PURGE_PREFIX);
+    cr_assert_str_eq(s.fault_node, "shield-1");
+    cr_assert_eq(s.fault_at_ms, 20000);
+    cr_assert_eq(s.fault_restart_ms, 35000);
+    cr_assert_eq(s.seed, 99);
+    cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), 0, "%s", err);
+}
+
+/* Each bad line: its FILE:LINE and what was expected. */
+Test(cdnload_scenario, a_bad_line_names_its_place)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "objects = 10\nzipf = -1\n", ":2: zipf: expected an exponent" },
+        { "sizes = 1k\n", ":1: sizes: expected SIZE:WEIGHT" },
+        { "sizes = 1k:0\n", ":1: sizes: expected SIZE:WEIGHT" },
+        { "sizes = 1k:5x\n", ":1: sizes: expected SIZE:WEIGHT" },
+        { "\n\nuncacheable = 1.5\n", ":3: uncacheable: expected a share" },
+        { "colour = blue\n", ":1: unknown key 'colour'" },
+        { "just words\n", ":1: expected 'key = value'" },
+        { "fault = shield-1 at soon\n", ":1: fault: expected 'none' or" },
+        { "purge_kind = everything\n", ":1: purge_kind: expected tag, url or prefix" },
+        { "duration = 0\n", ":1: duration: expected a duration" },
+        { "concurrency = 0\n", ":1: concurrency: expected connections" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *path = write_file(cases[i].text);
+        cdnload_scenario_t s;
+        cdnload_scenario_defaults(&s);
+        char err[512] = "";
+        cr_expect_eq(cdnload_scenario_load(&s, path, err, sizeof err), -EINVAL, "case %zu", i);
+        cr_expect(strncmp(err, path, strlen(path)) == 0 && strstr(err, cases[i].want), "case %zu: %s", i, err);
+        unlink(path);
+    }
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    char err[512];
+    cr_assert_eq(cdnload_scenario_load(&s, "/nonexistent/scenario", err, sizeof err), -ENOENT);
+    cr_assert(strstr(err, "/nonexistent/scenario"), "%s", err);
+}
+
+Test(cdnload_scenario, values_are_checked_together)
+{
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    char err[256];
+    cr_assert_eq(cdnload_scenario_set(&s, "fault", "shield-1 at 20s restart 10s", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), -EINVAL);
+    cr_assert(strstr(err, "must come after the kill"), "%s", err);
+    cr_assert_eq(cdnload_scenario_set(&s, "fault", "shield-1 at 5m restart 6m", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), -EINVAL);
+    cr_assert(strstr(err, "after the run's end"), "%s", err);
+    cr_assert_eq(cdnload_scenario_set(&s, "fault", "none", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_set(&s, "uncacheable", "0.7", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_set(&s, "images", "0.5", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), -EINVAL);
+    cr_assert_eq(cdnload_scenario_set(&s, "images", "0.3", "f:1", err, sizeof err), 0);
+    cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), 0, "%s", err);
+}
