@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cdnload_scenario.h"
+#include "cdnload_stats.h"
 #include "cdnload_zipf.h"
 
 Test(cdnload_zipf, ranks_follow_the_law)
@@ -196,4 +197,49 @@ Test(cdnload_scenario, values_are_checked_together)
     cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), -EINVAL);
     cr_assert_eq(cdnload_scenario_set(&s, "images", "0.3", "f:1", err, sizeof err), 0);
     cr_assert_eq(cdnload_scenario_check(&s, err, sizeof err), 0, "%s", err);
+}
+
+Test(cdnload_stats, quantiles_are_within_an_eighth)
+{
+    cdnload_hist_t h;
+    memset(&h, 0, sizeof h);
+    cr_assert_eq(cdnload_hist_quantile(&h, 0.5), 0);
+    for (uint64_t us = 1; us <= 100000; us++)
+        cdnload_hist_add(&h, us);
+    static const double qs[] = { 0.5, 0.9, 0.99, 0.999 };
+    for (size_t i = 0; i < 4; i++) {
+        double want = qs[i] * 100000, got = cdnload_hist_quantile(&h, qs[i]);
+        cr_assert(fabs(got - want) <= want / 8, "q %g: %g, expected %g", qs[i], got, want);
+    }
+    cr_assert_eq(cdnload_hist_quantile(&h, 1.0), 100000, "never above the largest");
+    cr_assert_eq(h.count, 100000);
+    cdnload_hist_t one;
+    memset(&one, 0, sizeof one);
+    cdnload_hist_add(&one, 3);
+    cr_assert_eq(cdnload_hist_quantile(&one, 0.5), 3, "small values are exact");
+    cdnload_hist_add(&one, UINT64_MAX / 2); /* beyond the last bucket: clamped, not lost */
+    cr_assert_eq(one.count, 2);
+    cdnload_hist_merge(&h, &one);
+    cr_assert_eq(h.count, 100002);
+}
+
+Test(cdnload_stats, cache_status_names_the_tier_that_answered)
+{
+    static const struct {
+        const char *v;
+        cdnload_at_t at;
+    } cases[] = {
+        { "edge-1; hit; ttl=57", CDNLOAD_AT_EDGE },
+        { "shield-1; fwd=uri-miss; fwd-status=200; stored; ttl=60, edge-1; hit; ttl=57", CDNLOAD_AT_EDGE },
+        { "shield-1; hit; ttl=50, edge-2; fwd=uri-miss; fwd-status=200; stored", CDNLOAD_AT_SHIELD },
+        { "shield-1; fwd=uri-miss; fwd-status=200; stored, edge-1; fwd=uri-miss; fwd-status=200; stored",
+          CDNLOAD_AT_ORIGIN },
+        { "edge-1; fwd=bypass; detail=pass", CDNLOAD_AT_ORIGIN },
+        { "edge-hit-1; fwd=miss", CDNLOAD_AT_ORIGIN }, /* a name is not a parameter */
+        { "edge-1; hitch", CDNLOAD_AT_ORIGIN },
+        { "", CDNLOAD_AT_UNKNOWN },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(cdnload_cache_status_at(cases[i].v, strlen(cases[i].v)), cases[i].at, "case %zu: %s", i,
+                     cases[i].v);
 }
