@@ -8,6 +8,9 @@
 #   make bench        cache-hit throughput vs nginx and Varnish (wrk), purges,
 #                     image transforms, the rate limiter's cost
 
+# `make` alone builds the programs (rules above `all:` must not become the default).
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 SANITIZE ?=
 comma := ,
@@ -65,7 +68,7 @@ $(BUILD)/core/version.o: $(REVISION_FILE)
 $(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers
-all: $(BIN)/edge $(BIN)/shield $(BIN)/origin
+all: $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
@@ -76,6 +79,12 @@ $(BIN)/shield: $(SHIELD_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/origin: $(ORIGIN_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The load generator links the engine's base parts (buf, config parsing)
+# and the origin's content (synth) it checks every body against.
+$(BIN)/cdnload: $(BUILD)/loadtest/cdnload.o $(CDNLOAD_LIB_OBJ) $(SYNTH_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -267,5 +267,5 @@ int cdnload_object_target(const cdnload_scenario_t *s, uint32_t i, bool cacheabl
     if (cacheable)
         return snprintf(out, cap, "/o/%u?size=%llu&cc=max-age%%3D%llu", i,
                         (unsigned long long)cdnload_object_size(s, i), (unsigned long long)s->ttl_s);
-    return snprintf(out, cap, "/o/%u?size=%llu&cc=no-store", i, (unsigned long long)cdnload_object_size(s, i));
+    return snprintf(out, cap, "/u/%u?size=%llu&cc=no-store", i, (unsigned long long)cdnload_object_size(s, i));
 }

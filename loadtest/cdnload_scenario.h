@@ -59,7 +59,8 @@ int cdnload_scenario_check(const cdnload_scenario_t *s, char *err, size_t errlen
  * i), the same in every process. */
 uint64_t cdnload_object_size(const cdnload_scenario_t *s, uint32_t i);
 /* The object's path and query for the demo origin into out[cap]:
- * "/o/<i>?size=N&cc=max-age%3D<ttl>" (cacheable) or "...&cc=no-store".
+ * "/o/<i>?size=N&cc=max-age%3D<ttl>" (cacheable) or
+ * "/u/<i>?size=N&cc=no-store".
  * Returns the length (snprintf's). */
 int cdnload_object_target(const cdnload_scenario_t *s, uint32_t i, bool cacheable, char *out, size_t cap);
 
