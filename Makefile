@@ -5,6 +5,7 @@
 #   make test         unit + integration tests (Criterion)
 #   make test SANITIZE=address,undefined
 #   make run          origin + edge on loopback with the embedded default config
+#   make cdn          the default multi-region topology in the background (deploy/cdn)
 #   make bench        cache-hit throughput vs nginx and Varnish (wrk), purges,
 #                     image transforms, the rate limiter's cost
 
@@ -67,7 +68,8 @@ $(shell mkdir -p $(BUILD)/gen && { [ "$$(cat $(REVISION_FILE) 2>/dev/null)" = "$
 $(BUILD)/core/version.o: $(REVISION_FILE)
 $(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
-.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers
+.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers \
+        cdn cdn-down check-cdn
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
@@ -144,7 +146,7 @@ deps-check:
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check
-	@$(MAKE) --no-print-directory check-layers unit integration check-readme
+	@$(MAKE) --no-print-directory check-layers unit integration check-cdn check-readme
 
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
@@ -155,6 +157,20 @@ integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/shield $(BIN)/o
 run: deps-check
 	@$(MAKE) --no-print-directory all
 	@./deploy/run-local.sh $(BIN)
+
+# The default topology (deploy/topology.default) in the background: up,
+# print the URLs, return. `make cdn-down` (or deploy/cdn down) stops it.
+cdn: deps-check
+	@$(MAKE) --no-print-directory all
+	@CDN_BIN=$(abspath $(BIN)) ./deploy/cdn up
+	@echo "  stop it with: make cdn-down (or deploy/cdn down)"
+
+cdn-down:
+	@./deploy/cdn down
+
+# deploy/cdn up/status/down on a small topology in a temporary directory.
+check-cdn: $(BIN)/edge $(BIN)/shield $(BIN)/origin
+	@CDN_BIN=$(abspath $(BIN)) ./tests/check-cdn.sh
 
 bench: deps-check
 	@$(MAKE) --no-print-directory all $(BIN)/image-bench
