@@ -69,7 +69,7 @@ $(BUILD)/core/version.o: $(REVISION_FILE)
 $(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers \
-        cdn cdn-down check-cdn
+        cdn cdn-down check-cdn loadtest
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
@@ -160,6 +160,12 @@ run: deps-check
 
 # The default topology (deploy/topology.default) in the background: up,
 # print the URLs, return. `make cdn-down` (or deploy/cdn down) stops it.
+# The default topology, the default scenario through it, the report in
+# var/loadtest/, the topology down again (about a minute).
+loadtest: deps-check
+	@$(MAKE) --no-print-directory all
+	@./loadtest/run-loadtest.sh $(BIN)
+
 cdn: deps-check
 	@$(MAKE) --no-print-directory all
 	@CDN_BIN=$(abspath $(BIN)) ./deploy/cdn up

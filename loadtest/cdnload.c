@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cdnload_conn.h"
@@ -52,7 +53,7 @@ typedef struct load {
     uint8_t *asked;            /* bitmap: cacheable objects asked for */
     const char *host;
     uint64_t start_ms, end_ms, timeout_ms;
-    bool quiet, stopping;
+    bool quiet, stopping, tty;
 } load_t;
 
 static uint64_t now_ms(const load_t *ld)
@@ -141,12 +142,16 @@ static void on_tick(uv_timer_t *t)
     load_t *ld = t->data;
     uint64_t now = now_ms(ld);
     unsigned sec = (unsigned)((now - ld->start_ms) / 1000);
-    if (!ld->quiet && sec > 0 && sec <= ld->run.nseconds) {
+    /* One line rewritten in place on a terminal; a line every 10 s in a log. */
+    bool tty = ld->tty;
+    if (!ld->quiet && sec > 0 && sec <= ld->run.nseconds && (tty || sec % 10 == 0)) {
         const cdnload_second_t *s = &ld->run.series[sec - 1];
-        fprintf(stderr, "\r%4us  %7llu req/s  edge %5.1f%%  shield %5.1f%%  origin %5.1f%%  errors %llu   ", sec,
+        fprintf(stderr, "%s%4us  %7llu req/s  edge %5.1f%%  shield %5.1f%%  origin %5.1f%%  errors %llu   %s",
+                tty ? "\r" : "", sec,
                 (unsigned long long)s->requests, s->requests ? 100.0 * (double)s->at_edge / (double)s->requests : 0,
                 s->requests ? 100.0 * (double)s->at_shield / (double)s->requests : 0,
-                s->requests ? 100.0 * (double)s->at_origin / (double)s->requests : 0, (unsigned long long)s->errors);
+                s->requests ? 100.0 * (double)s->at_origin / (double)s->requests : 0, (unsigned long long)s->errors,
+                tty ? "" : "\n");
     }
     /* A client stuck past the end is cut off by its request timeout. */
     if (now >= ld->end_ms + ld->timeout_ms + 1000 && !ld->stopping) {
@@ -269,6 +274,7 @@ int main(int argc, char **argv)
         return 2;
     }
     ld.run.sc = &ld.sc;
+    ld.tty = isatty(2);
     uv_loop_init(&ld.loop);
     ld.start_ms = now_ms(&ld);
     ld.end_ms = ld.start_ms + ld.sc.warmup_ms + ld.sc.duration_ms;
@@ -295,7 +301,7 @@ int main(int argc, char **argv)
         send_next(&ld.clients[i]);
     uv_run(&ld.loop, UV_RUN_DEFAULT);
     ld.run.elapsed_s = (double)(now_ms(&ld) - ld.start_ms) / 1000;
-    if (!ld.quiet)
+    if (!ld.quiet && ld.tty)
         fputc('\n', stderr);
     if (cdnload_origin_totals(origin, &after, err, sizeof err)) {
         fprintf(stderr, "cdnload: after the run: %s\n", err);
