@@ -18,6 +18,8 @@ comma := ,
 PKGS    := libuv libcurl lmdb jansson vips libcrypto
 DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-dev libvips-dev \
             libssl-dev libcriterion-dev pkg-config chromium
+# check-deploy: systemd-analyze (systemd) and yamllint.
+DEB_PKGS += systemd yamllint
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -69,7 +71,7 @@ $(BUILD)/core/version.o: $(REVISION_FILE)
 $(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
 .PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers \
-        cdn cdn-down check-cdn loadtest
+        check-deploy cdn cdn-down check-cdn loadtest
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 
 $(BIN)/edge: $(EDGE_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ)
@@ -143,10 +145,11 @@ deps:
 deps-check:
 	@pkg-config --exists $(PKGS) criterion vips 2>/dev/null && [ -f $(LLHTTP_SRC)/llhttp.c ] \
 	  && command -v chromium >/dev/null \
+	  && command -v systemd-analyze >/dev/null && command -v yamllint >/dev/null \
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check
-	@$(MAKE) --no-print-directory check-layers unit integration check-cdn check-readme
+	@$(MAKE) --no-print-directory check-layers check-deploy unit integration check-cdn check-readme
 
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
@@ -208,6 +211,12 @@ check-readme: $(BIN)/edge
 # loadtest/ or the tests use.
 check-layers:
 	@./tests/check-layers.sh
+
+# deploy/: the systemd units (systemd-analyze verify), the Kubernetes
+# manifests (yamllint, the nodes' own --check-config), the Dockerfile
+# (hadolint when installed) and the settings they must agree on.
+check-deploy: $(BIN)/edge $(BIN)/shield
+	@CDN_DEB_PKGS="$(DEB_PKGS)" ./tests/check-deploy.sh $(BIN)
 
 clean:
 	rm -rf build bin var
