@@ -154,7 +154,7 @@ test: deps-check
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
 
-integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/shield $(BIN)/origin
+integration: $(BUILD)/tests/integration-tests $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 	CDN_BIN=$(abspath $(BIN)) CDN_SRC=$(CURDIR) $(BUILD)/tests/integration-tests --jobs 2
 
 run: deps-check
