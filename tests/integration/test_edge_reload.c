@@ -13,7 +13,7 @@
 
 #include "edge_env.h"
 #include "harness.h"
-#include "prom_parse.h"
+#include "prom_scrape.h"
 
 #define BIG_SIZE (48u << 20) /* more than the socket buffers hold: in flight while we reload */
 
@@ -89,32 +89,6 @@ static void expect_cs(const node_t *n, const char *target, const char *needle)
     th_resp_free(r);
 }
 
-/* One sample of n's /.cdn/metrics (-1 when absent): name, then label
- * pairs ended by NULL (at most one pair here). */
-static double metric(const node_t *n, const char *name, const char *label, const char *value)
-{
-    th_resp_t *r = get(n, "/.cdn/metrics");
-    cr_assert_eq(r->status, 200);
-    prom_t m;
-    cr_assert_eq(prom_parse(r->body.data, r->body.len, &m), 0, "metrics: %s", m.err);
-    double v = label ? prom_value(&m, name, label, value, NULL) : prom_value(&m, name, NULL);
-    prom_free(&m);
-    th_resp_free(r);
-    return v;
-}
-
-typedef struct want_metric {
-    const node_t *n;
-    const char *name;
-    double value;
-} want_metric_t;
-
-static bool metric_is(void *arg)
-{
-    const want_metric_t *w = arg;
-    return metric(w->n, w->name, NULL, NULL) == w->value;
-}
-
 #define CC60 "cc=max-age%3D60"
 #define CC60_FMT "cc=max-age%%3D60" /* the same, in a format string */
 
@@ -146,8 +120,8 @@ Test(reload, changed_rule_applies_to_next_request_while_download_finishes_and_ca
     cr_assert_eq(th_log_count(n.edge, "reload: name"), 0, "the --name flag must win over the file");
     /* The download's request (and its fetch) still read the old
      * generation: two are alive until it ends. */
-    cr_assert_eq(metric(&n, "cdn_config_generations", NULL, NULL), 2);
-    cr_assert_eq(metric(&n, "cdn_config_reloads_total", "result", "applied"), 1);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_generations", NULL, NULL), 2);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_reloads_total", "result", "applied"), 1);
     /* The next request runs under the new rule: stored for an hour. */
     r = get(&n, "/t/b?size=100");
     cr_assert(cs_has(r, "stored; ttl=3600"), "%s", th_hdr(r, "cache-status"));
@@ -167,8 +141,7 @@ Test(reload, changed_rule_applies_to_next_request_while_download_finishes_and_ca
     th_close(c);
     /* Its end lets the old generation go (the request's last reference
      * drops as its response ends: poll, bounded). */
-    want_metric_t w = { &n, "cdn_config_generations", 1 };
-    cr_assert(th_wait_until(metric_is, &w, TH_TIMEOUT_MS), "the old generation was never freed");
+    prom_wait_value(n.e, "cdn_config_generations", NULL, NULL, 1); /* else the old generation was never freed */
 }
 
 Test(reload, broken_file_is_refused_with_its_line_and_the_node_keeps_serving)
@@ -187,9 +160,9 @@ Test(reload, broken_file_is_refused_with_its_line_and_the_node_keeps_serving)
     sighup(&n);
     cr_assert(th_wait_log(n.edge, "reload: refused: pass_headers_unkeyed: 'x-forwarded-proto' is in pass_headers too", 1));
     cr_assert_eq(th_log_count(n.edge, "reload: applied"), 0);
-    cr_assert_eq(metric(&n, "cdn_config_reloads_total", "result", "refused"), 2);
-    cr_assert_eq(metric(&n, "cdn_config_reloads_total", "result", "applied"), 0);
-    cr_assert_eq(metric(&n, "cdn_config_generations", NULL, NULL), 1);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_reloads_total", "result", "refused"), 2);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_reloads_total", "result", "applied"), 0);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_generations", NULL, NULL), 1);
     /* The running configuration stays: the rule's hour. */
     th_resp_t *r = get(&n, "/t/a?size=100");
     cr_assert_eq(r->status, 200);
@@ -351,12 +324,10 @@ Test(reload, twenty_reloads_under_parallel_requests)
     th_parallel(5, storm_fn, &s);
     cr_assert_eq(s.bad, 0, "%d failures; first: %s", s.bad, s.why);
     cr_assert_eq(th_log_count(n.edge, "reload: applied"), 20);
-    cr_assert_eq(metric(&n, "cdn_config_reloads_total", "result", "applied"), 20);
+    cr_assert_eq(prom_scrape_value(n.e, "cdn_config_reloads_total", "result", "applied"), 20);
     /* Every request has ended: the 20 retired generations are all freed
      * (background fetches may still be finishing: poll, bounded). */
-    want_metric_t w = { &n, "cdn_config_generations", 1 };
-    cr_assert(th_wait_until(metric_is, &w, TH_TIMEOUT_MS), "retired generations still alive: %g",
-              metric(&n, "cdn_config_generations", NULL, NULL));
+    prom_wait_value(n.e, "cdn_config_generations", NULL, NULL, 1); /* else retired generations are still alive */
     th_resp_t *r = get(&n, "/after?size=10");
     cr_assert_eq(r->status, 200);
     th_resp_free(r);

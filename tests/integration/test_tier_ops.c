@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "edge_env.h"
-#include "prom_parse.h"
+#include "prom_scrape.h"
 
 #define OBJ "/tier/ops?size=3000&cc=max-age%3D600"
 
@@ -32,39 +32,6 @@ static void tier_start(tier_t *t)
     snprintf(t->shield_arg, sizeof t->shield_arg, "--shields=%s", th_addr(t->shield));
     const char *eargv[] = { "--name=edge-ops", t->shield_arg, NULL };
     t->edge = edge_start(th_addr(t->origin), th_tmpdir(), eargv);
-}
-
-/* A sample of addr's metrics (-1 when absent): name and at most one label. */
-static double metric(const char *addr, const char *name, const char *label, const char *value)
-{
-    th_resp_t *r = th_request(addr, "GET", "/.cdn/metrics", NULL, NULL, 0);
-    cr_assert_not_null(r, "scrape %s: %s", addr, th_last_error());
-    cr_assert_eq(r->status, 200);
-    prom_t m;
-    cr_assert_eq(prom_parse(r->body.data, r->body.len, &m), 0, "%s: %s", addr, m.err);
-    double v = label ? prom_value(&m, name, label, value, NULL) : prom_value(&m, name, NULL);
-    prom_free(&m);
-    th_resp_free(r);
-    return v;
-}
-
-typedef struct want {
-    const char *addr, *name, *label, *value;
-    double n;
-} want_t;
-
-static bool reached(void *arg)
-{
-    const want_t *w = arg;
-    return metric(w->addr, w->name, w->label, w->value) == w->n;
-}
-
-/* A response is counted as it ends, maybe just after the client has it. */
-static void wait_metric(const char *addr, const char *name, const char *label, const char *value, double n)
-{
-    want_t w = { addr, name, label, value, n };
-    cr_assert(th_wait_until(reached, &w, TH_TIMEOUT_MS), "%s %s{%s=%s} never reached %g (is %g)", addr, name,
-              label ? label : "", value ? value : "", n, metric(addr, name, label, value));
 }
 
 static json_t *status(const char *addr)
@@ -89,22 +56,22 @@ Test(tier_ops, a_miss_and_a_hit_show_at_each_tier)
     cr_assert_eq(r->body.len, 3000);
     th_resp_free(r);
     /* The edge missed, and asked its shield (its upstream target). */
-    wait_metric(e, "cdn_requests_total", "outcome", "miss", 1);
-    cr_assert_eq(metric(e, "cdn_upstream_duration_seconds_count", "target", s), 1);
-    cr_assert_eq(metric(e, "cdn_upstream_received_bytes_total", NULL, NULL), 3000);
+    prom_wait_value(e, "cdn_requests_total", "outcome", "miss", 1);
+    cr_assert_eq(prom_scrape_value(e, "cdn_upstream_duration_seconds_count", "target", s), 1);
+    cr_assert_eq(prom_scrape_value(e, "cdn_upstream_received_bytes_total", NULL, NULL), 3000);
     /* The shield missed too, and asked the origin. */
-    wait_metric(s, "cdn_requests_total", "outcome", "miss", 1);
-    cr_assert_eq(metric(s, "cdn_upstream_duration_seconds_count", "target", t.origin_url), 1);
-    cr_assert_eq(metric(s, "cdn_upstream_received_bytes_total", NULL, NULL), 3000);
+    prom_wait_value(s, "cdn_requests_total", "outcome", "miss", 1);
+    cr_assert_eq(prom_scrape_value(s, "cdn_upstream_duration_seconds_count", "target", t.origin_url), 1);
+    cr_assert_eq(prom_scrape_value(s, "cdn_upstream_received_bytes_total", NULL, NULL), 3000);
 
     /* Once stored, the edge answers alone: the shield sees nothing more. */
     th_resp_t *h = edge_poll_cs_at(e, OBJ, "hit", 5000);
     cr_assert_not_null(h, "the edge never hit");
     th_resp_free(h);
-    cr_assert_geq(metric(e, "cdn_requests_total", "outcome", "hit"), 1);
-    cr_assert_eq(metric(e, "cdn_upstream_duration_seconds_count", "target", s), 1);
-    cr_assert_eq(metric(s, "cdn_requests_total", "outcome", "miss"), 1);
-    cr_assert_eq(metric(s, "cdn_requests_total", "outcome", "hit"), 0);
+    cr_assert_geq(prom_scrape_value(e, "cdn_requests_total", "outcome", "hit"), 1);
+    cr_assert_eq(prom_scrape_value(e, "cdn_upstream_duration_seconds_count", "target", s), 1);
+    cr_assert_eq(prom_scrape_value(s, "cdn_requests_total", "outcome", "miss"), 1);
+    cr_assert_eq(prom_scrape_value(s, "cdn_requests_total", "outcome", "hit"), 0);
 
     /* Each tier's status names its role and its upstreams. */
     json_t *je = status(e), *js = status(s);
@@ -142,15 +109,15 @@ Test(tier_ops, a_draining_shield_is_left_by_its_edge)
     const char *eargv[] = { "--name=edge-ops", t.shield_arg, "--health-interval=100ms", "--eject-after=1", NULL };
     t.edge = edge_start(th_addr(t.origin), th_tmpdir(), eargv);
     const char *e = th_addr(t.edge), *s = th_addr(t.shield);
-    wait_metric(e, "cdn_upstream_up", "target", s, 1);
+    prom_wait_value(e, "cdn_upstream_up", "target", s, 1);
     th_signal(t.shield, SIGTERM);
     /* Health checks now get 503: the shield is marked down... */
-    wait_metric(e, "cdn_upstream_up", "target", s, 0);
+    prom_wait_value(e, "cdn_upstream_up", "target", s, 0);
     /* ...and the edge's next miss goes around it, to the origin. */
     th_resp_t *r = edge_req(e, "GET", "/tier/drain?size=100&cc=max-age%3D600", NULL, NULL, 0);
     cr_assert_eq(r->status, 200);
     th_resp_free(r);
-    wait_metric(e, "cdn_requests_total", "outcome", "miss", 1);
-    cr_assert_eq(metric(e, "cdn_upstream_duration_seconds_count", "target", t.origin_url), 1);
-    cr_assert_eq(metric(s, "cdn_requests_total", "outcome", "miss"), 0, "the draining shield was not asked");
+    prom_wait_value(e, "cdn_requests_total", "outcome", "miss", 1);
+    cr_assert_eq(prom_scrape_value(e, "cdn_upstream_duration_seconds_count", "target", t.origin_url), 1);
+    cr_assert_eq(prom_scrape_value(s, "cdn_requests_total", "outcome", "miss"), 0, "the draining shield was not asked");
 }
