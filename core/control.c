@@ -17,7 +17,8 @@ typedef struct control_path {
     void (*answer)(preq_t *p);
 } control_path_t;
 
-bool control_admin_allowed(const proxy_t *px, const struct sockaddr *peer)
+/* May peer read the admin paths: the node's own host, or admin_allow? */
+static bool control_admin_allowed(const proxy_t *px, const struct sockaddr *peer)
 {
     policy_rl_addr_t a;
     if (!peer || policy_rl_addr_from_sockaddr(peer, &a))

@@ -10,14 +10,11 @@
 #define CDN_CONTROL_H
 
 #include <stdbool.h>
-#include <sys/socket.h>
 
 #include "preq.h"
 
 /* Answer p when it is a control path (and end it). Returns true when
  * handled. */
 bool control_request(preq_t *p);
-/* May peer read the admin paths under the node's admin_allow? */
-bool control_admin_allowed(const proxy_t *px, const struct sockaddr *peer);
 
 #endif
