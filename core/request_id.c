@@ -6,6 +6,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "rng.h"
+
 bool request_id_sane(const char *p, size_t n)
 {
     if (n == 0 || n > REQUEST_ID_MAX)
@@ -22,48 +24,20 @@ bool request_id_sane(const char *p, size_t n)
 
 /* xoshiro256**: fast, and good enough for ids that must not collide; they
  * are not secrets (a client sees nothing of them unless it is trusted). */
-static _Thread_local uint64_t rng[4];
+static _Thread_local rng_t rng;
 static _Thread_local bool rng_seeded;
 
-static uint64_t rotl(uint64_t x, int k)
+static void seed_rng(void)
 {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(void)
-{
-    uint64_t r = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
-    rng[2] ^= rng[0];
-    rng[3] ^= rng[1];
-    rng[1] ^= rng[2];
-    rng[0] ^= rng[3];
-    rng[2] ^= t;
-    rng[3] = rotl(rng[3], 45);
-    return r;
-}
-
-/* splitmix64, to spread a weak fallback seed over the whole state. */
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(void)
-{
-    if (getrandom(rng, sizeof rng, GRND_NONBLOCK) != (ssize_t)sizeof rng) {
+    if (getrandom(rng.s, sizeof rng.s, GRND_NONBLOCK) != (ssize_t)sizeof rng.s) {
         /* No entropy yet (early boot): the clock and this thread's address
          * still differ between nodes and threads. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)rng;
-        for (int i = 0; i < 4; i++)
-            rng[i] = splitmix(&x);
+        rng_seed(&rng, (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)&rng);
     }
-    if (!(rng[0] | rng[1] | rng[2] | rng[3]))
-        rng[0] = 1; /* the one state xoshiro cannot leave */
+    if (!(rng.s[0] | rng.s[1] | rng.s[2] | rng.s[3]))
+        rng.s[0] = 1; /* the one state xoshiro cannot leave */
     rng_seeded = true;
 }
 
@@ -71,9 +45,9 @@ void request_id_generate(char out[REQUEST_ID_GEN_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     if (!rng_seeded)
-        rng_seed();
+        seed_rng();
     for (int half = 0; half < 2; half++) {
-        uint64_t v = rng_next();
+        uint64_t v = rng_next(&rng);
         for (int i = 0; i < 16; i++, v >>= 4)
             out[half * 16 + i] = hex[v & 15];
     }

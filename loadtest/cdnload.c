@@ -23,6 +23,7 @@
 #include "cdnload_report.h"
 #include "cdnload_scenario.h"
 #include "cdnload_zipf.h"
+#include "rng.h"
 #include "config.h"
 
 #define EDGES_MAX 16
@@ -36,7 +37,7 @@ typedef struct client {
     struct load *ld;
     unsigned region;
     cdnload_conn_t *conn;
-    cdnload_rng_t rng;
+    rng_t rng;
     bool cacheable;
     uint32_t obj;
 } client_t;
@@ -64,8 +65,8 @@ static uint64_t now_ms(const load_t *ld)
 static void send_next(client_t *cl)
 {
     load_t *ld = cl->ld;
-    cl->cacheable = cdnload_rng_unit(&cl->rng) >= ld->sc.uncacheable;
-    cl->obj = (uint32_t)cdnload_zipf_rank(&ld->zipf, cdnload_rng_unit(&cl->rng));
+    cl->cacheable = rng_unit(&cl->rng) >= ld->sc.uncacheable;
+    cl->obj = (uint32_t)cdnload_zipf_rank(&ld->zipf, rng_unit(&cl->rng));
     char target[256];
     cdnload_object_target(&ld->sc, cl->obj, cl->cacheable, target, sizeof target);
     cdnload_conn_send(cl->conn, "GET", target, ld->host, NULL, NULL, 0,
@@ -273,7 +274,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdnload: out of memory\n");
         return 2;
     }
-    ld.run.sc = &ld.sc;
     ld.tty = isatty(2);
     uv_loop_init(&ld.loop);
     ld.start_ms = now_ms(&ld);
@@ -284,7 +284,7 @@ int main(int argc, char **argv)
             client_t *cl = &ld.clients[ld.nclients++];
             cl->ld = &ld;
             cl->region = r;
-            cdnload_rng_seed(&cl->rng, ld.sc.seed * 1000003u + r * 10007u + k);
+            rng_seed(&cl->rng, ld.sc.seed * 1000003u + r * 10007u + k);
             const struct sockaddr *edge = (const struct sockaddr *)&rg->edge[rg->next++ % rg->nedges];
             cl->conn = cdnload_conn_new(&ld.loop, edge, NULL, ld.timeout_ms, on_done, cl);
             if (!cl->conn) {
@@ -320,9 +320,5 @@ int main(int argc, char **argv)
     cdnload_zipf_free(&ld.zipf);
     free(ld.asked);
     free(ld.clients);
-    cdnload_counts_t t;
-    memset(&t, 0, sizeof t);
-    for (unsigned r = 0; r < ld.run.nregions; r++)
-        cdnload_counts_add(&t, &ld.run.counts[r]);
-    return t.mismatches ? 1 : 0;
+    return ld.run.first_mismatch[0] ? 1 : 0; /* set by the first mismatch */
 }

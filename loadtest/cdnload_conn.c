@@ -33,7 +33,6 @@ struct cdnload_conn {
     cdnload_done_fn done;
     void *ud;
     llhttp_t parser;
-    llhttp_settings_t settings;
     buf_t out;                 /* the request being sent */
     char target[2048];
     size_t path_len;           /* target[0, path_len) is the path */
@@ -174,6 +173,15 @@ static void complete(cdnload_conn_t *c)
     finish(c, CDNLOAD_OK);
 }
 
+/* The same callbacks for every connection (llhttp keeps a pointer). */
+static const llhttp_settings_t parser_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     cdnload_conn_t *c = ((sock_t *)h->data)->c;
@@ -274,12 +282,6 @@ cdnload_conn_t *cdnload_conn_new(uv_loop_t *loop, const struct sockaddr *addr, c
     c->done = done;
     c->ud = ud;
     buf_init(&c->out, 0);
-    llhttp_settings_init(&c->settings);
-    c->settings.on_header_field = on_header_field;
-    c->settings.on_header_value = on_header_value;
-    c->settings.on_headers_complete = on_headers_complete;
-    c->settings.on_body = on_body;
-    c->settings.on_message_complete = on_message_complete;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->handles = 1; /* the timer */
@@ -309,7 +311,7 @@ int cdnload_conn_send(cdnload_conn_t *c, const char *method, const char *target,
     c->check_len = strcmp(method, "HEAD") == 0 ? -1 : check_len;
     c->busy = true;
     c->start_us = now_us();
-    llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
+    llhttp_init(&c->parser, HTTP_RESPONSE, &parser_settings);
     c->parser.data = c;
     uv_timer_start(&c->timer, on_timeout, c->timeout_ms, 0);
     if (c->sock) {

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cdnload_scenario.h"
 #include "cdnload_stats.h"
 
 #define CDNLOAD_REGIONS_MAX 16
@@ -17,7 +16,6 @@ typedef struct cdnload_second {
 } cdnload_second_t;
 
 typedef struct cdnload_run {
-    const cdnload_scenario_t *sc;
     unsigned nregions;
     char region[CDNLOAD_REGIONS_MAX][32];
     cdnload_counts_t counts[CDNLOAD_REGIONS_MAX];

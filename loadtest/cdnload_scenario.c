@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "rng.h"
 
 void cdnload_scenario_defaults(cdnload_scenario_t *s)
 {
@@ -239,13 +240,10 @@ int cdnload_scenario_check(const cdnload_scenario_t *s, char *err, size_t errlen
     return 0;
 }
 
-/* splitmix64 of (seed, i): the object's size class, the same everywhere. */
+/* The object's size class, the same everywhere: a hash of (seed, i). */
 static uint64_t object_hash(uint64_t seed, uint32_t i)
 {
-    uint64_t z = seed * 0x9e3779b97f4a7c15ull + i + 1;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return rng_mix(seed * 0x9e3779b97f4a7c15ull + i + 1);
 }
 
 uint64_t cdnload_object_size(const cdnload_scenario_t *s, uint32_t i)

@@ -3,9 +3,9 @@
  * Web traffic follows Zipf's law: the object of popularity rank r (from 1)
  * is asked for in proportion to 1 / r^s. The sampler precomputes the
  * cumulative distribution once (8 bytes per object) and draws by binary
- * search, so a draw is O(log n) with no allocation. Draws come from the
- * caller's generator state, so every region's clients are reproducible
- * from the scenario's seed. */
+ * search, so a draw is O(log n) with no allocation. The uniform u comes
+ * from the caller's generator (rng.h), so every region's clients are
+ * reproducible from the scenario's seed. */
 #ifndef CDN_CDNLOAD_ZIPF_H
 #define CDN_CDNLOAD_ZIPF_H
 
@@ -23,14 +23,5 @@ int cdnload_zipf_init(cdnload_zipf_t *z, size_t n, double s);
 void cdnload_zipf_free(cdnload_zipf_t *z);
 /* The rank (0 = most popular) for a uniform u in [0, 1). */
 size_t cdnload_zipf_rank(const cdnload_zipf_t *z, double u);
-
-/* A small, fast generator (xoshiro256**), seeded by splitmix64. */
-typedef struct cdnload_rng {
-    uint64_t s[4];
-} cdnload_rng_t;
-void cdnload_rng_seed(cdnload_rng_t *r, uint64_t seed);
-uint64_t cdnload_rng_next(cdnload_rng_t *r);
-/* Uniform in [0, 1), 53 bits. */
-double cdnload_rng_unit(cdnload_rng_t *r);
 
 #endif

@@ -12,18 +12,19 @@
 #include "cdnload_scenario.h"
 #include "cdnload_stats.h"
 #include "cdnload_zipf.h"
+#include "rng.h"
 
 Test(cdnload_zipf, ranks_follow_the_law)
 {
     cdnload_zipf_t z;
     cr_assert_eq(cdnload_zipf_init(&z, 1000, 1.0), 0);
-    cdnload_rng_t r;
-    cdnload_rng_seed(&r, 42);
+    rng_t r;
+    rng_seed(&r, 42);
     enum { DRAWS = 200000 };
     static unsigned count[1000];
     memset(count, 0, sizeof count);
     for (int i = 0; i < DRAWS; i++) {
-        size_t k = cdnload_zipf_rank(&z, cdnload_rng_unit(&r));
+        size_t k = cdnload_zipf_rank(&z, rng_unit(&r));
         cr_assert_lt(k, 1000);
         count[k]++;
     }
@@ -42,15 +43,15 @@ Test(cdnload_zipf, the_same_seed_draws_the_same_ranks)
 {
     cdnload_zipf_t z;
     cr_assert_eq(cdnload_zipf_init(&z, 50000, 0.8), 0);
-    cdnload_rng_t a, b, c;
-    cdnload_rng_seed(&a, 7);
-    cdnload_rng_seed(&b, 7);
-    cdnload_rng_seed(&c, 8);
+    rng_t a, b, c;
+    rng_seed(&a, 7);
+    rng_seed(&b, 7);
+    rng_seed(&c, 8);
     int differ = 0;
     for (int i = 0; i < 1000; i++) {
-        size_t ka = cdnload_zipf_rank(&z, cdnload_rng_unit(&a));
-        cr_assert_eq(ka, cdnload_zipf_rank(&z, cdnload_rng_unit(&b)));
-        differ += ka != cdnload_zipf_rank(&z, cdnload_rng_unit(&c));
+        size_t ka = cdnload_zipf_rank(&z, rng_unit(&a));
+        cr_assert_eq(ka, cdnload_zipf_rank(&z, rng_unit(&b)));
+        differ += ka != cdnload_zipf_rank(&z, rng_unit(&c));
     }
     cr_assert_gt(differ, 500, "another seed, other draws");
     cdnload_zipf_free(&z);
