@@ -41,7 +41,8 @@ typedef struct cdnload_counts {
     uint64_t bytes;            /* body bytes received */
     uint64_t status[6];        /* by class: [1] 1xx ... [5] 5xx; [0] other */
     uint64_t at[4];            /* by cdnload_at_t */
-    uint64_t cacheable;        /* requests for cacheable objects */
+    uint64_t cacheable;        /* requests for cacheable objects (image variants included) */
+    uint64_t images;           /* requests for image variants */
     uint64_t mismatches;       /* bodies that differ from the origin's content */
     uint64_t errors_connect, errors_reset, errors_timeout, errors_parse;
     uint64_t limited;          /* 429s */
