@@ -42,7 +42,8 @@ struct cdnload_conn {
     char cs[1024];             /* Cache-Status value */
     size_t cs_len;
     int64_t check_len;
-    bool keep_alive;
+    bool keep_alive, keep_bodies;
+    buf_t body;                /* kept bodies */
     uint64_t start_us;
     cdnload_result_t res;
     char rbuf[65536];
@@ -63,6 +64,11 @@ static void finish(cdnload_conn_t *c, cdnload_err_t err)
     c->res.err = err;
     c->res.latency_us = now_us() - c->start_us;
     c->res.at = cdnload_cache_status_at(c->cs, c->cs_len);
+    c->cs[c->cs_len] = '\0'; /* cs_len < sizeof cs: appends stop short of it */
+    if (c->body.len && buf_reserve(&c->body, 1) == 0)
+        c->body.data[c->body.len] = '\0';
+    else if (c->body.len)
+        c->body.len = 0; /* no room for the NUL: keep nothing rather than an unterminated string */
     if (err == CDNLOAD_OK && c->check_len >= 0 && c->res.status == 200 && !c->res.mismatch &&
         c->res.bytes != (uint64_t)c->check_len) {
         c->res.mismatch = true; /* short or long */
@@ -76,6 +82,7 @@ static void handle_gone(cdnload_conn_t *c)
 {
     if (--c->handles == 0 && c->closing) {
         buf_free(&c->out);
+        buf_free(&c->body);
         free(c);
     }
 }
@@ -145,6 +152,10 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     cdnload_conn_t *c = p->data;
+    if (c->keep_bodies && c->body.len + n <= (1u << 20))
+        buf_append(&c->body, at, n);
+    if (c->check_len == CDNLOAD_HASH_BODY)
+        c->res.body_hash = synth_fnv1a(c->res.body_hash, at, n);
     if (c->check_len >= 0 && c->res.status == 200 && !c->res.mismatch) {
         size_t d = synth_compare(c->target, c->path_len, c->res.bytes, at, n);
         if (d != n) {
@@ -282,6 +293,7 @@ cdnload_conn_t *cdnload_conn_new(uv_loop_t *loop, const struct sockaddr *addr, c
     c->done = done;
     c->ud = ud;
     buf_init(&c->out, 0);
+    buf_init(&c->body, 0);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->handles = 1; /* the timer */
@@ -304,11 +316,13 @@ int cdnload_conn_send(cdnload_conn_t *c, const char *method, const char *target,
     if (body)
         buf_append(&c->out, body, body_len);
     memset(&c->res, 0, sizeof c->res);
+    c->res.body_hash = SYNTH_FNV_INIT;
+    buf_reset(&c->body);
     c->cs_len = 0;
     c->field_len = 0;
     c->in_cs = false;
     c->complete = false;
-    c->check_len = strcmp(method, "HEAD") == 0 ? -1 : check_len;
+    c->check_len = strcmp(method, "HEAD") == 0 ? CDNLOAD_NO_CHECK : check_len;
     c->busy = true;
     c->start_us = now_us();
     llhttp_init(&c->parser, HTTP_RESPONSE, &parser_settings);
@@ -338,6 +352,20 @@ int cdnload_conn_send(cdnload_conn_t *c, const char *method, const char *target,
     return 0;
 }
 
+static size_t addr_len(const struct sockaddr *a)
+{
+    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+void cdnload_conn_retarget(cdnload_conn_t *c, const struct sockaddr *addr)
+{
+    if (memcmp(&c->addr, addr, addr_len(addr)) == 0)
+        return;
+    drop_socket(c);
+    memset(&c->addr, 0, sizeof c->addr);
+    memcpy(&c->addr, addr, addr_len(addr));
+}
+
 void cdnload_conn_close(cdnload_conn_t *c)
 {
     if (!c)
@@ -352,4 +380,20 @@ void cdnload_conn_close(cdnload_conn_t *c)
 const char *cdnload_conn_target(const cdnload_conn_t *c)
 {
     return c->target;
+}
+
+const char *cdnload_conn_cache_status(const cdnload_conn_t *c)
+{
+    return c->cs;
+}
+
+void cdnload_conn_keep_bodies(cdnload_conn_t *c)
+{
+    c->keep_bodies = true;
+}
+
+const char *cdnload_conn_body(const cdnload_conn_t *c, size_t *len)
+{
+    *len = c->body.len;
+    return c->body.len ? c->body.data : "";
 }

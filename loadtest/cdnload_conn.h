@@ -31,8 +31,14 @@ typedef struct cdnload_result {
     uint64_t latency_us;       /* from sending to the end of the response */
     cdnload_at_t at;           /* from Cache-Status */
     bool mismatch;             /* the body differs from the origin's (checked requests) */
+    uint64_t body_hash;        /* FNV-1a 64 of the body (CDNLOAD_HASH_BODY requests) */
     uint64_t mismatch_at;      /* its first differing offset (or the length, when short/long) */
 } cdnload_result_t;
+
+/* check_len values besides a length: check nothing, or hash the body
+ * (an image variant: its bytes are libvips', compared between copies). */
+#define CDNLOAD_NO_CHECK (-1)
+#define CDNLOAD_HASH_BODY (-2)
 
 typedef struct cdnload_conn cdnload_conn_t;
 /* Called once per request, on the loop thread; the connection may be
@@ -50,10 +56,21 @@ cdnload_conn_t *cdnload_conn_new(uv_loop_t *loop, const struct sockaddr *addr, c
  * target's path, that long. Returns 0, or -EBUSY while a request runs. */
 int cdnload_conn_send(cdnload_conn_t *c, const char *method, const char *target, const char *host,
                       const char *extra, const char *body, size_t body_len, int64_t check_len);
+/* Send the next requests to addr instead (the open connection, if any,
+ * is closed). Only between requests. */
+void cdnload_conn_retarget(cdnload_conn_t *c, const struct sockaddr *addr);
 /* Close (a request running ends with CDNLOAD_ERR_RESET, not reported)
  * and free once libuv is done with the handles. */
 void cdnload_conn_close(cdnload_conn_t *c);
 /* The target of the request running (or last run): for messages. */
 const char *cdnload_conn_target(const cdnload_conn_t *c);
+/* The last response's Cache-Status value ("" when none): for messages. */
+const char *cdnload_conn_cache_status(const cdnload_conn_t *c);
+/* Keep every response's body (up to 1 MiB; the rest is dropped) for
+ * cdnload_conn_body: for control answers (purges, the origin's stats),
+ * never for the load itself. */
+void cdnload_conn_keep_bodies(cdnload_conn_t *c);
+/* The last response's kept body, NUL-terminated ("" when not kept). */
+const char *cdnload_conn_body(const cdnload_conn_t *c, size_t *len);
 
 #endif

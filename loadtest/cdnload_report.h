@@ -1,5 +1,5 @@
-/* cdnload_report: the run's results as JSON and CSV, and the origin's
- * own count (GET /.origin/stats) that offload is measured against. */
+/* cdnload_report: the run's results, as JSON and CSV files and as a
+ * summary for the terminal. */
 #ifndef CDN_CDNLOAD_REPORT_H
 #define CDN_CDNLOAD_REPORT_H
 
@@ -31,10 +31,12 @@ typedef struct cdnload_second {
 /* The purge schedule's outcome: every purge is checked on every edge. */
 typedef struct cdnload_purges {
     uint64_t sent;             /* purge calls made */
-    uint64_t ok;               /* answered 200 with every peer confirmed */
-    uint64_t checked;          /* ...then probed on every edge */
+    uint64_t ok;               /* answered 200 */
+    uint64_t confirmed;        /* ...with every peer confirmed (a peer that is down is retried later) */
+    uint64_t checked;          /* answered 200, then probed on every edge */
     uint64_t effective;        /* ...where every edge's next answer was not a hit */
-    char first_failure[512];   /* what went wrong first, or "" */
+    char first_failure[512];   /* what went wrong first (the purge was refused or an edge still hit), or "" */
+    char first_unconfirmed[512]; /* the first answer with a peer not confirmed, or "" */
     cdnload_hist_t latency;    /* the purge call, send to answer */
 } cdnload_purges_t;
 
@@ -47,6 +49,7 @@ typedef struct cdnload_run {
     /* what reached the origin during the run: every object, and the
      * cacheable ones (/o/ and /img/) alone */
     uint64_t origin_requests, origin_bytes, origin_cacheable;
+    uint64_t origin_abusive;   /* the abusive clients' requests that reached the origin (/a/) */
     cdnload_purges_t purges;
     char fault[128];           /* "shield-1 killed at 20 s, started at 30 s", or "" */
     double fault_kill_s, fault_start_s; /* -1: did not happen */
@@ -56,14 +59,7 @@ typedef struct cdnload_run {
     char first_mismatch[2100]; /* "URL at offset N", or "" */
 } cdnload_run_t;
 
-/* What the origin counted for the load's objects (paths /o/ and /u/:
- * not health checks), from GET /.origin/stats at addr (HOST:PORT),
- * blocking, bounded by 10 s. Returns 0 or -1 with err. */
-typedef struct cdnload_origin_count {
-    uint64_t requests, bytes, cacheable; /* cacheable: requests for /o/ */
-} cdnload_origin_count_t;
-int cdnload_origin_totals(const char *addr, cdnload_origin_count_t *out, char *err, size_t errlen);
-/* Write DIR/report.json and DIR/series.csv. Returns 0 or -1 with err. */
+/* Write DIR/report.json and DIR/series.csv (one line a second). Returns 0 or -1 with err. */
 int cdnload_report_write(const cdnload_run_t *run, const char *dir, char *err, size_t errlen);
 /* The summary for a terminal, to stdout. */
 void cdnload_report_print(const cdnload_run_t *run);

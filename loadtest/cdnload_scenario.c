@@ -27,6 +27,8 @@ void cdnload_scenario_defaults(cdnload_scenario_t *s)
     s->concurrency = 16;
     s->ttl_s = 3600;
     s->purge_kind = CDNLOAD_PURGE_TAG;
+    s->image_sources = 100;
+    s->abusive_rate = 5000;
     s->seed = 1;
 }
 
@@ -144,6 +146,16 @@ int cdnload_scenario_set(cdnload_scenario_t *s, const char *key, const char *val
         if (config_parse_duration(value, &ms) || ms < 1000)
             return bad(err, errlen, where, key, "a duration of at least 1s", value);
         s->ttl_s = ms / 1000;
+    } else if (strcmp(key, "image_sources") == 0) {
+        if (!parse_u64(value, &u) || u == 0 || u > 1000000)
+            return bad(err, errlen, where, key, "a count from 1 to 1000000", value);
+        s->image_sources = (uint32_t)u;
+    } else if (strcmp(key, "abusive_rate") == 0) {
+        char *end;
+        double r = strtod(value, &end);
+        if (end == value || *end || !(r > 0 && r <= 1e6))
+            return bad(err, errlen, where, key, "requests per second per abusive client (> 0)", value);
+        s->abusive_rate = r;
     } else if (strcmp(key, "abusive_clients") == 0) {
         if (!parse_u64(value, &u) || u > 1000)
             return bad(err, errlen, where, key, "clients per region, 0 to 1000", value);
@@ -167,7 +179,8 @@ int cdnload_scenario_set(cdnload_scenario_t *s, const char *key, const char *val
     } else {
         snprintf(err, errlen,
                  "%s: unknown key '%s' (expected duration, warmup, objects, zipf, sizes, uncacheable, images, "
-                 "concurrency, rate, ttl, abusive_clients, purge_every, purge_kind, fault, seed)",
+                 "image_sources, concurrency, rate, ttl, abusive_clients, abusive_rate, purge_every, purge_kind, "
+                 "fault, seed)",
                  where, key);
         return -EINVAL;
     }
@@ -263,7 +276,68 @@ uint64_t cdnload_object_size(const cdnload_scenario_t *s, uint32_t i)
 int cdnload_object_target(const cdnload_scenario_t *s, uint32_t i, bool cacheable, char *out, size_t cap)
 {
     if (cacheable)
-        return snprintf(out, cap, "/o/%u?size=%llu&cc=max-age%%3D%llu", i,
-                        (unsigned long long)cdnload_object_size(s, i), (unsigned long long)s->ttl_s);
+        return snprintf(out, cap, "/o/%u?size=%llu&cc=max-age%%3D%llu&sk=g%u", i,
+                        (unsigned long long)cdnload_object_size(s, i), (unsigned long long)s->ttl_s,
+                        i % CDNLOAD_TAG_GROUPS);
     return snprintf(out, cap, "/u/%u?size=%llu&cc=no-store", i, (unsigned long long)cdnload_object_size(s, i));
+}
+
+int cdnload_image_target(const cdnload_scenario_t *s, uint32_t k, unsigned v, char *out, size_t cap)
+{
+    static const unsigned widths[] = { 160, 320, 640 };
+    return snprintf(out, cap, "/img/s%u.jpg?width=640&height=480&cc=max-age%%3D%llu&sk=g%u&w=%u&fmt=%s", k,
+                    (unsigned long long)s->ttl_s, k % CDNLOAD_TAG_GROUPS, widths[v % 3], v < 3 ? "jpeg" : "webp");
+}
+
+/* The object a URL purge of round n takes: one of the 100 most popular. */
+static uint32_t purge_object(const cdnload_scenario_t *s, uint64_t n)
+{
+    return (uint32_t)(n % (s->objects < 100 ? s->objects : 100));
+}
+
+/* The prefix round n purges: two or more decimal digits, so it never
+ * takes the whole catalogue. */
+static unsigned purge_prefix(uint64_t n)
+{
+    return 10 + (unsigned)(n % 90);
+}
+
+bool cdnload_purge_covers(const cdnload_scenario_t *s, uint64_t n, uint32_t i, bool image)
+{
+    switch (s->purge_kind) {
+    case CDNLOAD_PURGE_TAG: return i % CDNLOAD_TAG_GROUPS == n % CDNLOAD_TAG_GROUPS;
+    case CDNLOAD_PURGE_URL: return !image && i == purge_object(s, n);
+    case CDNLOAD_PURGE_PREFIX: {
+        if (image)
+            return false;
+        char a[16], b[16];
+        int la = snprintf(a, sizeof a, "%u", i), lb = snprintf(b, sizeof b, "%u", purge_prefix(n));
+        return la >= lb && memcmp(a, b, (size_t)lb) == 0;
+    }
+    }
+    return false;
+}
+
+int cdnload_probe_target(const cdnload_scenario_t *s, uint64_t n, char *out, size_t cap)
+{
+    return snprintf(out, cap, "/p/%llu/x?size=512&cc=max-age%%3D%llu&sk=g%u", (unsigned long long)n,
+                    (unsigned long long)s->ttl_s, (unsigned)(n % CDNLOAD_TAG_GROUPS));
+}
+
+int cdnload_purge_body(const cdnload_scenario_t *s, uint64_t n, const char *host, char *out, size_t cap)
+{
+    char probe[256], obj[256];
+    cdnload_probe_target(s, n, probe, sizeof probe);
+    switch (s->purge_kind) {
+    case CDNLOAD_PURGE_TAG:
+        return snprintf(out, cap, "{\"tags\": [\"g%u\"], \"host\": \"%s\"}", (unsigned)(n % CDNLOAD_TAG_GROUPS),
+                        host);
+    case CDNLOAD_PURGE_URL:
+        cdnload_object_target(s, purge_object(s, n), true, obj, sizeof obj);
+        return snprintf(out, cap, "{\"urls\": [\"%s\", \"%s\"], \"host\": \"%s\"}", probe, obj, host);
+    case CDNLOAD_PURGE_PREFIX:
+        return snprintf(out, cap, "{\"prefixes\": [\"/p/%llu/\", \"/o/%u\"], \"host\": \"%s\"}",
+                        (unsigned long long)n, purge_prefix(n), host);
+    }
+    return 0;
 }

@@ -118,6 +118,7 @@ void cdnload_counts_add(cdnload_counts_t *a, const cdnload_counts_t *b)
         a->at[i] += b->at[i];
     a->cacheable += b->cacheable;
     a->images += b->images;
+    a->dropped += b->dropped;
     a->mismatches += b->mismatches;
     a->errors_connect += b->errors_connect;
     a->errors_reset += b->errors_reset;

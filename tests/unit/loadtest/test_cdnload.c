@@ -95,7 +95,8 @@ Test(cdnload_scenario, sizes_are_a_function_of_seed_and_object)
     char t[128];
     cdnload_object_target(&s, 17, true, t, sizeof t);
     char want[128];
-    snprintf(want, sizeof want, "/o/17?size=%llu&cc=max-age%%3D3600", (unsigned long long)cdnload_object_size(&s, 17));
+    snprintf(want, sizeof want, "/o/17?size=%llu&cc=max-age%%3D3600&sk=g1",
+             (unsigned long long)cdnload_object_size(&s, 17));
     cr_assert_str_eq(t, want);
     cdnload_object_target(&s, 17, false, t, sizeof t);
     snprintf(want, sizeof want, "/u/17?size=%llu&cc=no-store", (unsigned long long)cdnload_object_size(&s, 17));
@@ -244,4 +245,50 @@ Test(cdnload_stats, cache_status_names_the_tier_that_answered)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_expect_eq(cdnload_cache_status_at(cases[i].v, strlen(cases[i].v)), cases[i].at, "case %zu: %s", i,
                      cases[i].v);
+}
+
+/* The purge schedule: what each kind of round takes, and its call. */
+Test(cdnload_scenario, purge_rounds_name_what_they_take)
+{
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    char body[512], probe[256];
+    /* tag: group g<n % 16>, objects and image sources alike */
+    cr_assert(cdnload_purge_covers(&s, 3, 19, false));
+    cr_assert(cdnload_purge_covers(&s, 3, 35, true));
+    cr_assert_not(cdnload_purge_covers(&s, 3, 20, false));
+    cdnload_purge_body(&s, 19, "example.com", body, sizeof body);
+    cr_assert_str_eq(body, "{\"tags\": [\"g3\"], \"host\": \"example.com\"}");
+    cdnload_probe_target(&s, 19, probe, sizeof probe);
+    cr_assert_str_eq(probe, "/p/19/x?size=512&cc=max-age%3D3600&sk=g3");
+    /* url: one popular object and the probe; never an image */
+    s.purge_kind = CDNLOAD_PURGE_URL;
+    cr_assert(cdnload_purge_covers(&s, 107, 7, false));
+    cr_assert_not(cdnload_purge_covers(&s, 107, 8, false));
+    cr_assert_not(cdnload_purge_covers(&s, 107, 7, true));
+    cdnload_purge_body(&s, 107, "h", body, sizeof body);
+    char obj[256], want[600];
+    cdnload_object_target(&s, 7, true, obj, sizeof obj);
+    cdnload_probe_target(&s, 107, probe, sizeof probe);
+    snprintf(want, sizeof want, "{\"urls\": [\"%s\", \"%s\"], \"host\": \"h\"}", probe, obj);
+    cr_assert_str_eq(body, want);
+    /* prefix: /o/<10 + n % 90> as a string prefix of the object's number */
+    s.purge_kind = CDNLOAD_PURGE_PREFIX;
+    cr_assert(cdnload_purge_covers(&s, 2, 12, false));
+    cr_assert(cdnload_purge_covers(&s, 2, 1234, false));
+    cr_assert_not(cdnload_purge_covers(&s, 2, 1, false));
+    cr_assert_not(cdnload_purge_covers(&s, 2, 21, false));
+    cdnload_purge_body(&s, 2, "h", body, sizeof body);
+    cr_assert_str_eq(body, "{\"prefixes\": [\"/p/2/\", \"/o/12\"], \"host\": \"h\"}");
+}
+
+Test(cdnload_scenario, image_variants_name_their_source)
+{
+    cdnload_scenario_t s;
+    cdnload_scenario_defaults(&s);
+    char t[256];
+    cdnload_image_target(&s, 18, 0, t, sizeof t);
+    cr_assert_str_eq(t, "/img/s18.jpg?width=640&height=480&cc=max-age%3D3600&sk=g2&w=160&fmt=jpeg");
+    cdnload_image_target(&s, 18, 5, t, sizeof t);
+    cr_assert_str_eq(t, "/img/s18.jpg?width=640&height=480&cc=max-age%3D3600&sk=g2&w=640&fmt=webp");
 }
