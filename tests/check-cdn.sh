@@ -2,7 +2,8 @@
 # deploy/cdn end to end (make check-cdn, part of make test): a small topology
 # (2 regions x 1 edge, 1 shield, the demo origin) brought up in a temporary
 # state directory; a miss then a hit in one region, a shield hit in the
-# other; a purge through one edge reaching every node; status; the shield
+# other; a purge through one edge reaching every node; status; an image
+# variant through the edges' rules file (rules = FILE); the shield
 # killed (status shows it down, the edges still answer from the origin) and
 # started again; down, which also stops the restarted shield.
 #
@@ -44,10 +45,17 @@ edges = 1
 cache_size = 16M
 workers = 1
 drain_delay = 0s   # nothing balances this test's traffic: stop at once
+rules = edge.rules # next to this file, as the default topology's
 [shield]
 cache_size = 16M
 workers = 1
 drain_delay = 0s
+EOF
+
+cat >"$CDN_VAR/edge.rules" <<EOF
+[rule /img/*]
+image = on
+image_widths = 160 320
 EOF
 
 out=$(CDN_BIN=/nonexistent "$CDN" up "$CDN_VAR/topology" 2>&1) && fail "up without binaries succeeded"
@@ -102,6 +110,11 @@ done
 grep -Eq '^edge-a-1 .* 3 +1 +33\.3$' <<<"$st" || { echo "$st"; fail "edge-a-1 requests/hits"; }
 grep -Eq '^edge-b-1 .* 2 +0 +0\.0$' <<<"$st" || { echo "$st"; fail "edge-b-1 requests/hits"; }
 ok "status: every node 200, request counts and hit ratios"
+
+grep -q '^\[rule /img/\*\]$' "$CDN_VAR/edge-b-1/node.conf" || fail "edge-b-1 lacks the rules file's section"
+h=$(curl -s --max-time 10 -H 'Host: cdn.test' -o /dev/null -D - "http://$E2/img/a.jpg?w=160&fmt=webp" | tr -d '\r')
+[[ $h == "HTTP/1.1 200 "* && $h == *$'\n'"Content-Type: image/webp"$'\n'* ]] || fail "image variant through edge-b-1: $h"
+ok "the rules file reached the edges: /img/a.jpg?w=160&fmt=webp is 200 image/webp"
 
 # Fault injection: the shield crashes, the edges fall back to the origin.
 rc=0; out=$("$CDN" kill nosuch 2>&1) || rc=$?
