@@ -20,6 +20,8 @@ DEB_PKGS := libuv1-dev node-llhttp libcurl4-openssl-dev liblmdb-dev libjansson-d
             libssl-dev libcriterion-dev pkg-config chromium
 # check-deploy: systemd-analyze (systemd) and yamllint.
 DEB_PKGS += systemd yamllint
+# cdnload's plots (offload.png, latency.png, rps.png next to its report).
+DEB_PKGS += gnuplot-nox
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -52,7 +54,7 @@ EDGE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard edge/*.c))
 SHIELD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard shield/*.c))
 SYNTH_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/synth.c))
 ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNTH_OBJ)
-# The load generator's parts (scenario, Zipf draws), unit-tested on their own.
+# The load generator's parts (scenario, Zipf draws, plots), unit-tested on their own.
 CDNLOAD_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/cdnload_*.c))
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
@@ -144,7 +146,7 @@ deps:
 # Cheap check used by run/test: calls `deps` only when something is missing.
 deps-check:
 	@pkg-config --exists $(PKGS) criterion vips 2>/dev/null && [ -f $(LLHTTP_SRC)/llhttp.c ] \
-	  && command -v chromium >/dev/null \
+	  && command -v chromium >/dev/null && command -v gnuplot >/dev/null \
 	  && command -v systemd-analyze >/dev/null && command -v yamllint >/dev/null \
 	  || $(MAKE) --no-print-directory deps
 

@@ -59,7 +59,8 @@ static void usage(FILE *out, const config_t *cfg)
             "usage: origin --listen HOST:PORT [--workers N] [--key=value ...]\n"
             "\n"
             "A synthetic HTTP/1.1 origin. GET /any/path?size=N&cc=...&etag=auto&delay=MS ...\n"
-            "serves a deterministic body; GET /.origin/stats reports per-path counters,\n"
+            "serves a deterministic body; GET /.origin/stats reports per-path counters\n"
+            "(?path=P one path, ?prefix=P the sums over the paths starting with P),\n"
             "POST /.origin/stats/reset clears them, GET /.origin/health answers ok.\n"
             "\nquery parameters: size status cc expires expires_in etag lm lm_ago vary sk ct\n"
             "  delay(ms) chunked age cookie nodate header=Name:Value (repeatable) r304=bare|foreign\n"
@@ -168,6 +169,37 @@ static void send_json(http_conn_t *c, int status, buf_t *b)
     http_resp_finish(c);
 }
 
+/* GET /.origin/stats: every path, ?path=P one path, ?prefix=P the sums over
+ * the paths starting with P (what a poller wants: one short answer however
+ * many paths there are). */
+static void stats_get(http_conn_t *c, const char *q, size_t qlen, origin_app_t *app)
+{
+    char *path = NULL, *prefix = NULL;
+    int has_path = origin_query_get(q, qlen, "path", &path);
+    int has_prefix = origin_query_get(q, qlen, "prefix", &prefix);
+    const char *bad = has_path == -EINVAL              ? "bad parameter 'path'\n"
+                      : has_prefix == -EINVAL          ? "bad parameter 'prefix'\n"
+                      : has_path > 0 && has_prefix > 0 ? "give either 'path' or 'prefix', not both\n"
+                      : has_prefix > 0 && !prefix[0]   ? "empty 'prefix' (every path: no parameter)\n"
+                                                       : NULL;
+    buf_t b;
+    buf_init(&b, 0);
+    int rc = has_path < 0 ? has_path : has_prefix < 0 ? has_prefix : 0;
+    if (!bad && !rc)
+        rc = has_path     ? origin_stats_path_json(app->stats, path, strlen(path), &b)
+             : has_prefix ? origin_stats_prefix_json(app->stats, prefix, strlen(prefix), &b)
+                          : origin_stats_json(app->stats, &b);
+    if (bad)
+        http_resp_simple(c, 400, NULL, "text/plain", bad, strlen(bad));
+    else if (rc)
+        http_resp_simple(c, 500, NULL, "text/plain", "out of memory\n", 14);
+    else
+        send_json(c, 200, &b);
+    buf_free(&b);
+    free(path);
+    free(prefix);
+}
+
 static void control(http_conn_t *c, http_req_t *req, origin_app_t *app)
 {
     const char *path = req->target;
@@ -181,18 +213,7 @@ static void control(http_conn_t *c, http_req_t *req, origin_app_t *app)
     if (IS("/.origin/health") && get) {
         http_resp_simple(c, 200, "Cache-Control: no-store\r\n", "text/plain", "ok\n", 3);
     } else if (IS("/.origin/stats") && get) {
-        char *one = NULL;
-        int found = origin_query_get(q, qlen, "path", &one);
-        int rc = found < 0 ? found
-                 : found ? origin_stats_path_json(app->stats, one, strlen(one), &b)
-                         : origin_stats_json(app->stats, &b);
-        bool bad = found == -EINVAL;
-        free(one);
-        if (rc)
-            http_resp_simple(c, bad ? 400 : 500, NULL, "text/plain",
-                             bad ? "bad parameter 'path'\n" : "out of memory\n", bad ? 21 : 14);
-        else
-            send_json(c, 200, &b);
+        stats_get(c, q, qlen, app);
     } else if (IS("/.origin/stats/reset") && req->method == HTTP_POST) {
         origin_stats_reset(app->stats);
         buf_puts(&b, "{\"reset\":true}\n");

@@ -177,6 +177,10 @@ void origin_stats_connection(origin_stats_t *s);
 int origin_stats_json(origin_stats_t *s, buf_t *out);
 /* Append {"path":P,"requests":n,"bytes":b} for one path (zeros if unseen). */
 int origin_stats_path_json(origin_stats_t *s, const char *path, size_t plen, buf_t *out);
+/* Append {"prefix":P,"paths":n,"requests":r,"bytes":b}: the sums over every
+ * path counted one by one that starts with prefix (the "other" bucket, past
+ * max_paths, has no path and is left out). Returns 0 or -ENOMEM. */
+int origin_stats_prefix_json(origin_stats_t *s, const char *prefix, size_t plen, buf_t *out);
 /* Append s[0, n) to out as a JSON string literal (quotes included). */
 int origin_json_str(buf_t *out, const char *s, size_t n);
 

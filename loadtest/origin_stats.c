@@ -272,3 +272,28 @@ int origin_stats_path_json(origin_stats_t *s, const char *path, size_t plen, buf
                         (unsigned long long)bytes);
     return rc;
 }
+
+int origin_stats_prefix_json(origin_stats_t *s, const char *prefix, size_t plen, buf_t *out)
+{
+    /* A walk of the whole table under the lock: tens of thousands of
+     * entries, polled once a second, is far cheaper than the per-path
+     * table's JSON that the poller would otherwise fetch and parse. */
+    uint64_t paths = 0, req = 0, bytes = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->cap; i++) {
+        const entry_t *e = &s->slots[i];
+        if (e->path && e->plen >= plen && memcmp(e->path, prefix, plen) == 0) {
+            paths++;
+            req += e->requests;
+            bytes += e->bytes;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    int rc = buf_puts(out, "{\"prefix\":");
+    if (!rc)
+        rc = origin_json_str(out, prefix, plen);
+    if (!rc)
+        rc = buf_printf(out, ",\"paths\":%llu,\"requests\":%llu,\"bytes\":%llu}\n", (unsigned long long)paths,
+                        (unsigned long long)req, (unsigned long long)bytes);
+    return rc;
+}

@@ -2,7 +2,10 @@
 # deploy/cdn end to end (make check-cdn, part of make test): a small topology
 # (2 regions x 1 edge, 1 shield, the demo origin) brought up in a temporary
 # state directory; a miss then a hit in one region, a shield hit in the
-# other; a purge through one edge reaching every node; status; down.
+# other; a purge through one edge reaching every node; status; an image
+# variant through the edges' rules file (rules = FILE); the shield
+# killed (status shows it down, the edges still answer from the origin) and
+# started again; down, which also stops the restarted shield.
 #
 # Addresses: 127.B.1.1 and 127.B.2.1 (edges), 127.B.9.x (shield, origin),
 # with B from this shell's pid, so neither the default topology (127.0.x.x)
@@ -42,10 +45,17 @@ edges = 1
 cache_size = 16M
 workers = 1
 drain_delay = 0s   # nothing balances this test's traffic: stop at once
+rules = edge.rules # next to this file, as the default topology's
 [shield]
 cache_size = 16M
 workers = 1
 drain_delay = 0s
+EOF
+
+cat >"$CDN_VAR/edge.rules" <<EOF
+[rule /img/*]
+image = on
+image_widths = 160 320
 EOF
 
 out=$(CDN_BIN=/nonexistent "$CDN" up "$CDN_VAR/topology" 2>&1) && fail "up without binaries succeeded"
@@ -100,6 +110,41 @@ done
 grep -Eq '^edge-a-1 .* 3 +1 +33\.3$' <<<"$st" || { echo "$st"; fail "edge-a-1 requests/hits"; }
 grep -Eq '^edge-b-1 .* 2 +0 +0\.0$' <<<"$st" || { echo "$st"; fail "edge-b-1 requests/hits"; }
 ok "status: every node 200, request counts and hit ratios"
+
+grep -q '^\[rule /img/\*\]$' "$CDN_VAR/edge-b-1/node.conf" || fail "edge-b-1 lacks the rules file's section"
+h=$(curl -s --max-time 10 -H 'Host: cdn.test' -o /dev/null -D - "http://$E2/img/a.jpg?w=160&fmt=webp" | tr -d '\r')
+[[ $h == "HTTP/1.1 200 "* && $h == *$'\n'"Content-Type: image/webp"$'\n'* ]] || fail "image variant through edge-b-1: $h"
+ok "the rules file reached the edges: /img/a.jpg?w=160&fmt=webp is 200 image/webp"
+
+# Fault injection: the shield crashes, the edges fall back to the origin.
+rc=0; out=$("$CDN" kill nosuch 2>&1) || rc=$?
+[ "$rc" = 2 ] || fail "kill of an unknown node: exit $rc, expected 2 ($out)"
+[[ $out == *"no node 'nosuch'"* ]] || fail "unknown node message: $out"
+"$CDN" kill shield-1 >/dev/null || fail "kill shield-1"
+OLD=$(awk '$1 == "shield-1" { print $4 }' "$CDN_VAR/state")
+[ -z "$({ tr -d '\0' <"/proc/$OLD/cmdline"; } 2>/dev/null || true)" ] || fail "shield-1 (pid $OLD) still runs after kill"
+st=$("$CDN" status) && { echo "$st"; fail "status exit code 0 with shield-1 killed"; }
+grep -Eq "^shield-1 +shield +[0-9.:]+ +$OLD +down " <<<"$st" || { echo "$st"; fail "status of the killed shield"; }
+out=$("$CDN" kill shield-1) || fail "kill of a node already down"
+[[ $out == *"already down"* ]] || fail "second kill message: $out"
+for e in "$E1" "$E2"; do
+    code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: cdn.test' "http://$e/cdn-killed?size=10")
+    [ "$code" = 200 ] || fail "edge $e answered $code with the shield down"
+done
+ok "kill shield-1: status shows it down (exit 1), both edges still answer 200"
+
+"$CDN" start shield-1 >/dev/null || fail "start shield-1"
+NEW=$(awk '$1 == "shield-1" { print $4 }' "$CDN_VAR/state")
+[ "$NEW" != "$OLD" ] || fail "shield-1 restarted with the old pid $OLD"
+st=$("$CDN" status) || { echo "$st"; fail "status exit code after start"; }
+for n in origin shield-1 edge-a-1 edge-b-1; do
+    grep -Eq "^$n +[a-z]+ +[0-9.:]+ +[0-9]+ +200 " <<<"$st" || { echo "$st"; fail "status of $n after start"; }
+done
+grep -q "deploy/cdn kill: SIGKILL to pid $OLD" "$CDN_VAR/shield-1/node.log" || fail "the crash is not in node.log"
+out=$("$CDN" start shield-1 2>&1) && fail "start of a running node succeeded"
+[[ $out == *"already running (pid $NEW)"* ]] || fail "second start message: $out"
+PIDS+=("$NEW")
+ok "start shield-1: pid $OLD -> $NEW, every node 200 again; a second start is refused"
 
 "$CDN" down >/dev/null || fail "down"
 for p in "${PIDS[@]}"; do

@@ -148,10 +148,11 @@ stage_pkgs() {
 build_pkgs=$(stage_pkgs 1)
 runtime_pkgs=$(stage_pkgs 2)
 # The build stage has every DEB_PKGS package the programs need: not the
-# test framework, the screenshot browser or these checks' tools.
+# test framework, the screenshot browser, these checks' tools or the load
+# generator's plotter.
 deb_pkgs=${CDN_DEB_PKGS:-$(make --no-print-directory -pn 2>/dev/null | sed -n 's/^DEB_PKGS := //p')}
 for p in $deb_pkgs; do
-    case "$p" in libcriterion-dev | chromium | systemd | yamllint) continue ;; esac
+    case "$p" in libcriterion-dev | chromium | systemd | yamllint | gnuplot-nox) continue ;; esac
     grep -qx "$p" <<<"$build_pkgs" || bad "$df: build stage lacks $p (Makefile DEB_PKGS)"
 done
 # The runtime stage has the package of every library the programs link.

@@ -360,6 +360,49 @@ Test(origin, stats_per_path_and_reset)
     stop_ok(o);
 }
 
+static void body_eq(th_resp_t *r, const char *want)
+{
+    cr_assert_eq(r->status, 200, "%d: %s", r->status, r->body.data);
+    hdr_eq(r, "Content-Type", "application/json");
+    cr_assert_str_eq(r->body.data, want);
+    th_resp_free(r);
+}
+
+static void status_400(const char *addr, const char *target, const char *msg_part)
+{
+    th_resp_t *r = get(addr, target);
+    cr_assert_eq(r->status, 400, "%s: %d", target, r->status);
+    cr_assert(strstr(r->body.data, msg_part), "%s: %s", target, r->body.data);
+    th_resp_free(r);
+}
+
+Test(origin, stats_by_prefix)
+{
+    th_proc_t *o = th_origin();
+    const char *a = th_addr(o);
+    th_resp_free(get(a, "/o/1?size=100"));
+    th_resp_free(get(a, "/o/2?size=250"));
+    th_resp_free(get(a, "/u/1?size=7"));
+    th_resp_free(get(a, "/other?size=1"));
+    body_eq(get(a, "/.origin/stats?prefix=/o/"), "{\"prefix\":\"/o/\",\"paths\":2,\"requests\":2,\"bytes\":350}\n");
+    body_eq(get(a, "/.origin/stats?prefix=/u/"), "{\"prefix\":\"/u/\",\"paths\":1,\"requests\":1,\"bytes\":7}\n");
+    body_eq(get(a, "/.origin/stats?prefix=/o/1"), "{\"prefix\":\"/o/1\",\"paths\":1,\"requests\":1,\"bytes\":100}\n");
+    body_eq(get(a, "/.origin/stats?prefix=/"), "{\"prefix\":\"/\",\"paths\":4,\"requests\":4,\"bytes\":358}\n");
+    body_eq(get(a, "/.origin/stats?prefix=/nothing/"),
+            "{\"prefix\":\"/nothing/\",\"paths\":0,\"requests\":0,\"bytes\":0}\n");
+    /* Decoded like path=; a prefix longer than every path matches nothing. */
+    body_eq(get(a, "/.origin/stats?prefix=%2Fu%2F"), "{\"prefix\":\"/u/\",\"paths\":1,\"requests\":1,\"bytes\":7}\n");
+    body_eq(get(a, "/.origin/stats?prefix=/o/1/longer"),
+            "{\"prefix\":\"/o/1/longer\",\"paths\":0,\"requests\":0,\"bytes\":0}\n");
+    status_400(a, "/.origin/stats?prefix=", "empty 'prefix'");
+    status_400(a, "/.origin/stats?prefix", "empty 'prefix'");
+    status_400(a, "/.origin/stats?path=/o/1&prefix=/o/", "not both");
+    status_400(a, "/.origin/stats?prefix=%zz", "bad parameter 'prefix'");
+    th_origin_reset(a);
+    body_eq(get(a, "/.origin/stats?prefix=/o/"), "{\"prefix\":\"/o/\",\"paths\":0,\"requests\":0,\"bytes\":0}\n");
+    stop_ok(o);
+}
+
 typedef struct par_ctx {
     const char *addr;
     int status[50];
