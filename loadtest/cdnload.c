@@ -21,17 +21,8 @@
 #include <unistd.h>
 
 #include "cdnload_load.h"
+#include "cdnload_plot.h"
 #include "config.h"
-
-cdnload_second_t *cdnload_second(cdnload_load_t *ld)
-{
-    unsigned sec = (unsigned)((cdnload_now_ms(ld) - ld->start_ms) / 1000);
-    if (sec >= CDNLOAD_SERIES_MAX)
-        return NULL;
-    if (sec + 1 > ld->run.nseconds)
-        ld->run.nseconds = sec + 1;
-    return &ld->run.series[sec];
-}
 
 static double elapsed_s(const cdnload_load_t *ld)
 {
@@ -378,7 +369,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdnload: %s\n", err);
         return 2;
     }
-    int plot = 1; /* PLOT */
+    int plot = cdnload_plot(&ld.run, out, err, sizeof err);
+    if (plot)
+        fprintf(stderr, "cdnload: no plots: %s\n", err);
     printf("report: %s/report.json, series.csv, latency.csv%s\n", out,
            plot ? "" : ", offload.png, latency.png, rps.png");
     uv_loop_close(&ld.loop);

@@ -25,6 +25,16 @@ static void client_addr(unsigned base, unsigned r, uint32_t k, struct sockaddr_i
     a->sin_addr.s_addr = htonl((127u << 24) | ((base + r) << 16) | ((k / 250) << 8) | (k % 250 + 1));
 }
 
+cdnload_second_t *cdnload_second(cdnload_load_t *ld)
+{
+    unsigned sec = (unsigned)((cdnload_now_ms(ld) - ld->start_ms) / 1000);
+    if (sec >= CDNLOAD_SERIES_MAX)
+        return NULL;
+    if (sec + 1 > ld->run.nseconds)
+        ld->run.nseconds = sec + 1;
+    return &ld->run.series[sec];
+}
+
 static bool bit_test_set(uint8_t *map, uint32_t i)
 {
     uint8_t b = (uint8_t)(1u << (i & 7));
@@ -121,7 +131,9 @@ static void count(cdnload_client_t *cl, const cdnload_result_t *r)
     c->bytes += r->bytes;
     c->status[r->status >= 100 && r->status < 600 ? r->status / 100 : 0]++;
     c->limited += r->status == 429;
-    c->at[r->at]++;
+    /* A refusal is the edge's own answer, whatever its Cache-Status says. */
+    cdnload_at_t at = r->status == 429 ? CDNLOAD_AT_EDGE : r->at;
+    c->at[at]++;
     if (s) {
         s->status_5xx += r->status >= 500 && r->status < 600;
         if (cl->abusive) {
@@ -152,9 +164,9 @@ static void count(cdnload_client_t *cl, const cdnload_result_t *r)
     if (s) {
         s->requests++;
         s->bytes += r->bytes;
-        s->at_edge += r->at == CDNLOAD_AT_EDGE;
-        s->at_shield += r->at == CDNLOAD_AT_SHIELD;
-        s->at_origin += r->at == CDNLOAD_AT_ORIGIN;
+        s->at_edge += at == CDNLOAD_AT_EDGE;
+        s->at_shield += at == CDNLOAD_AT_SHIELD;
+        s->at_origin += at == CDNLOAD_AT_ORIGIN;
     }
 }
 
@@ -167,6 +179,11 @@ static bool open_loop(const cdnload_load_t *ld)
 static uint64_t due(const cdnload_load_t *ld, double rate)
 {
     return (uint64_t)(rate * (double)(cdnload_now_ms(ld) - ld->start_ms) / 1000.0);
+}
+
+static void idle_push(const cdnload_load_t *ld, cdnload_region_t *rg, uint32_t index)
+{
+    rg->idle[(rg->idle_head + rg->nidle++) % ld->sc.concurrency] = index;
 }
 
 static void on_done(void *ud, cdnload_conn_t *conn, const cdnload_result_t *r)
@@ -197,7 +214,7 @@ static void on_done(void *ud, cdnload_conn_t *conn, const cdnload_result_t *r)
         cl->late_ms = cdnload_now_ms(ld) - at;
         send_request(cl);
     } else {
-        rg->idle[rg->nidle++] = cl->index;
+        idle_push(ld, rg, cl->index);
     }
 }
 
@@ -234,7 +251,7 @@ int cdnload_clients_init(cdnload_load_t *ld)
                     return -ENOMEM;
                 ld->open++;
                 if (!abusive && open_loop(ld))
-                    rg->idle[rg->nidle++] = cl->index;
+                    idle_push(ld, rg, cl->index);
             }
         }
         if (!abusive)
@@ -260,7 +277,9 @@ void cdnload_clients_pace(cdnload_load_t *ld)
             cdnload_region_t *rg = &ld->regions[r];
             for (; rg->issued < want; rg->issued++) {
                 if (rg->nidle) {
-                    cdnload_client_t *cl = &ld->clients[rg->idle[--rg->nidle]];
+                    cdnload_client_t *cl = &ld->clients[rg->idle[rg->idle_head]];
+                    rg->idle_head = (rg->idle_head + 1) % ld->sc.concurrency;
+                    rg->nidle--;
                     cl->late_ms = 0;
                     send_request(cl);
                 } else if (rg->bl_len < CDNLOAD_BACKLOG_MAX) {
@@ -283,6 +302,13 @@ void cdnload_clients_pace(cdnload_load_t *ld)
 
 void cdnload_clients_stop(cdnload_load_t *ld, bool force)
 {
+    /* Arrivals still waiting for a connection at the end were never sent:
+     * dropped, as when the backlog is full (a run must not look better
+     * for the requests it could not make). */
+    for (unsigned r = 0; r < ld->run.nregions; r++) {
+        ld->run.counts[r].dropped += ld->regions[r].bl_len;
+        ld->regions[r].bl_len = 0;
+    }
     for (size_t i = 0; i < ld->nclients; i++)
         if (force || !ld->clients[i].busy)
             client_end(&ld->clients[i]);

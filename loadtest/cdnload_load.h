@@ -31,8 +31,9 @@ typedef struct cdnload_region {
     char edge_name[CDNLOAD_EDGES_MAX][48]; /* "HOST:PORT" */
     unsigned nedges, next;     /* round-robin over the edges, per connection */
     uint64_t issued;           /* open loop: arrivals so far */
-    uint32_t *idle;            /* open loop: idle polite clients (a stack of indices) */
-    size_t nidle;
+    uint32_t *idle;            /* open loop: idle polite clients, a ring of indices: first idle, first
+                                * used, so that arrivals spread over the clients (their addresses) */
+    size_t idle_head, nidle;
     uint64_t *backlog;         /* open loop: scheduled times (ms) waiting for a connection, a ring */
     size_t bl_head, bl_len;
 } cdnload_region_t;

@@ -46,7 +46,7 @@ typedef struct cdnload_counts {
     uint64_t mismatches;       /* bodies that differ from the origin's content */
     uint64_t errors_connect, errors_reset, errors_timeout, errors_parse;
     uint64_t limited;          /* 429s */
-    uint64_t dropped;          /* open loop: arrivals dropped, every connection busy and the backlog full */
+    uint64_t dropped;          /* open loop: arrivals never sent (the backlog was full, or the run ended first) */
     cdnload_hist_t latency;
 } cdnload_counts_t;
 

@@ -39,4 +39,7 @@ args=()
 for r in "${regions[@]}"; do args+=(--region "$r=${edges[$r]}"); done
 mkdir -p "$OUT"
 echo "cdnload: $SCENARIO through ${#regions[@]} regions (${regions[*]}), origin $origin"
-"$BIN/cdnload" -s "$SCENARIO" --origin "$origin" "${args[@]}" --host example.com --out "$OUT"
+# The purge token deploy/cdn made, and deploy/cdn itself for the fault
+# (cdnload runs `deploy/cdn kill NODE`, later `deploy/cdn start NODE`).
+"$BIN/cdnload" -s "$SCENARIO" --origin "$origin" "${args[@]}" --host example.com --out "$OUT" \
+    --purge-token-file "$CDN_VAR/purge.token" --fault-cmd "$PWD/deploy/cdn"
