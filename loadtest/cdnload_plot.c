@@ -108,7 +108,8 @@ static void fault_marks(FILE *f, const cdnload_run_t *run)
                 run->fault_kill_s, run->fault_kill_s, run->fault_kill_s);
     if (run->fault_start_s >= 0)
         fprintf(f,
-                "set arrow 2 from %.3f, graph 0 to %.3f, graph 1 nohead dashtype 2 linewidth 1.5 linecolor \"dark-green\"\n"
+                "set arrow 2 from %.3f, graph 0 to %.3f, graph 1 nohead dashtype 2 linewidth 1.5 "
+                "linecolor \"dark-green\"\n"
                 "set label 12 \"started\" at %.3f, graph 0.92 offset 0.5, 0 textcolor \"dark-green\"\n",
                 run->fault_start_s, run->fault_start_s, run->fault_start_s);
 }
@@ -337,8 +338,8 @@ static int run_gnuplot(const char *dir, char *err, size_t errlen)
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc == ENOENT) {
-        snprintf(err, errlen, "gnuplot not found: make deps installs gnuplot-nox; the data is in %s (plots.gp renders it)",
-                 dir);
+        snprintf(err, errlen,
+                 "gnuplot not found: make deps installs gnuplot-nox; the data is in %s (plots.gp renders it)", dir);
         return 1;
     }
     if (rc) {
