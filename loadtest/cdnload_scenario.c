@@ -49,11 +49,13 @@ static bool parse_u64(const char *v, uint64_t *out)
     return true;
 }
 
-static bool parse_share(const char *v, double *out)
+
+/* A number in [lo, hi] (above lo when lo_open). */
+static bool parse_real(const char *v, double lo, double hi, bool lo_open, double *out)
 {
     char *end;
     double x = strtod(v, &end);
-    if (end == v || *end || !(x >= 0 && x <= 1))
+    if (end == v || *end || !(x >= lo && x <= hi) || (lo_open && x == lo))
         return false;
     *out = x;
     return true;
@@ -121,26 +123,20 @@ int cdnload_scenario_set(cdnload_scenario_t *s, const char *key, const char *val
             return bad(err, errlen, where, key, "a count from 1 to 10000000", value);
         s->objects = (uint32_t)u;
     } else if (strcmp(key, "zipf") == 0) {
-        char *end;
-        double z = strtod(value, &end);
-        if (end == value || *end || !(z >= 0 && z <= 10))
+        if (!parse_real(value, 0, 10, false, &s->zipf))
             return bad(err, errlen, where, key, "an exponent from 0 (uniform) to 10", value);
-        s->zipf = z;
     } else if (strcmp(key, "sizes") == 0) {
         return parse_sizes(s, value, where, err, errlen);
     } else if (strcmp(key, "uncacheable") == 0 || strcmp(key, "images") == 0) {
-        if (!parse_share(value, key[0] == 'u' ? &s->uncacheable : &s->images))
+        if (!parse_real(value, 0, 1, false, key[0] == 'u' ? &s->uncacheable : &s->images))
             return bad(err, errlen, where, key, "a share from 0 to 1", value);
     } else if (strcmp(key, "concurrency") == 0) {
         if (!parse_u64(value, &u) || u == 0 || u > 10000)
             return bad(err, errlen, where, key, "connections per region, 1 to 10000", value);
         s->concurrency = (uint32_t)u;
     } else if (strcmp(key, "rate") == 0) {
-        char *end;
-        double r = strtod(value, &end);
-        if (end == value || *end || !(r >= 0 && r <= 1e7))
+        if (!parse_real(value, 0, 1e7, false, &s->rate))
             return bad(err, errlen, where, key, "requests per second per region (0 = closed loop)", value);
-        s->rate = r;
     } else if (strcmp(key, "ttl") == 0) {
         uint64_t ms;
         if (config_parse_duration(value, &ms) || ms < 1000)
@@ -151,11 +147,8 @@ int cdnload_scenario_set(cdnload_scenario_t *s, const char *key, const char *val
             return bad(err, errlen, where, key, "a count from 1 to 1000000", value);
         s->image_sources = (uint32_t)u;
     } else if (strcmp(key, "abusive_rate") == 0) {
-        char *end;
-        double r = strtod(value, &end);
-        if (end == value || *end || !(r > 0 && r <= 1e6))
+        if (!parse_real(value, 0, 1e6, true, &s->abusive_rate))
             return bad(err, errlen, where, key, "requests per second per abusive client (> 0)", value);
-        s->abusive_rate = r;
     } else if (strcmp(key, "abusive_clients") == 0) {
         if (!parse_u64(value, &u) || u > 1000)
             return bad(err, errlen, where, key, "clients per region, 0 to 1000", value);
