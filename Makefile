@@ -42,6 +42,11 @@ CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Iinclude -I$(LLHTTP_INC) -MMD -MP -pthread $(SANFLAGS) $(PKG_CFLAGS)
+# clang (make fuzz) also flags positional initialisers that leave trailing
+# fields zero, which the tables rely on; gcc does not.
+ifneq ($(findstring clang,$(CC)),)
+CFLAGS  += -Wno-missing-field-initializers
+endif
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm
 
@@ -57,6 +62,9 @@ ORIGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/origin*.c)) $(SYNT
 # The load generator's parts (scenario, Zipf draws, plots), unit-tested on their own.
 CDNLOAD_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard loadtest/cdnload_*.c))
 UNIT_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/unit/*/*.c))
+# Fuzzing (docs/FUZZING.md): one libFuzzer target per parser,
+# tests/fuzz/fuzz_NAME.c, its seeds and past crashes in tests/fuzz/corpus/NAME/.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 INTEG_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integration/*.c))
 # include/ is the engine's API. The origin's headers (origin.h, synth.h)
 # live in loadtest/ and the test harness's in tests/: only their own
@@ -72,7 +80,7 @@ $(shell mkdir -p $(BUILD)/gen && { [ "$$(cat $(REVISION_FILE) 2>/dev/null)" = "$
 $(BUILD)/core/version.o: $(REVISION_FILE)
 $(BUILD)/core/version.o: XINC := -DCDN_REVISION='"$(CDN_REVISION)"'
 
-.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers \
+.PHONY: all deps deps-check test unit integration run bench clean readme-table check-readme check-layers fuzz fuzz-replay \
         check-deploy cdn cdn-down check-cdn loadtest
 all: $(BIN)/edge $(BIN)/shield $(BIN)/origin $(BIN)/cdnload
 
@@ -103,6 +111,21 @@ $(BIN)/image-bench: $(BUILD)/loadtest/bench_image.o $(CORE_OBJ) $(LLHTTP_OBJ)
 $(BUILD)/tests/unit-tests: $(UNIT_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ) $(CDNLOAD_LIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+
+# A fuzz target with a plain main that replays files (tests/fuzz/replay.c):
+# what make test runs, with gcc, under the build's sanitizers.
+$(BUILD)/fuzz/replay-%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Kept: make would delete them as intermediates of the pattern rules.
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(BUILD)/tests/fuzz/replay.o
+
+# The same target linked with libFuzzer (make fuzz: CC=clang, the build's
+# objects instrumented with SANITIZE=fuzzer-no-link,address,undefined).
+$(BUILD)/fuzz/fuzz-%: $(BUILD)/tests/fuzz/fuzz_%.o $(CORE_OBJ) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/integration-tests: $(INTEG_OBJ) $(CORE_OBJ) $(LLHTTP_OBJ) $(SYNTH_OBJ)
 	@mkdir -p $(@D)
@@ -151,7 +174,32 @@ deps-check:
 	  || $(MAKE) --no-print-directory deps
 
 test: deps-check
-	@$(MAKE) --no-print-directory check-layers check-deploy unit integration check-cdn check-readme
+	@$(MAKE) --no-print-directory check-layers check-deploy unit integration check-cdn check-readme fuzz-replay
+
+# Every corpus through its target, always under AddressSanitizer and
+# UndefinedBehaviorSanitizer (a plain make test builds that variant too):
+# an over-read that does not crash must still fail.
+ifeq ($(SANITIZE),)
+fuzz-replay:
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined fuzz-replay
+else
+fuzz-replay: $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay-%)
+	@for n in $(FUZZ_NAMES); do $(BUILD)/fuzz/replay-$$n tests/fuzz/corpus/$$n || exit 1; done
+endif
+
+# libFuzzer, bounded: every target FUZZ_TIME seconds (default 60), FUZZ_JOBS
+# at once (default 2), on its seeds plus what earlier runs found (var/fuzz/).
+# FUZZ_TARGETS chooses some. Needs clang (installed here if missing).
+FUZZ_TIME ?= 60
+FUZZ_JOBS ?= 2
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_SAN := fuzzer-no-link,address,undefined
+fuzz: deps-check
+	@command -v clang >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q clang; }
+	@$(MAKE) --no-print-directory CC=clang SANITIZE=$(FUZZ_SAN) \
+	  $(patsubst %,build/san-$(subst $(comma),-,$(FUZZ_SAN))/fuzz/fuzz-%,$(FUZZ_TARGETS))
+	@./tests/fuzz/run.sh build/san-$(subst $(comma),-,$(FUZZ_SAN))/fuzz $(FUZZ_TIME) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 unit: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests --jobs 2
