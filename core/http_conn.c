@@ -236,8 +236,15 @@ static int on_header_value_complete(llhttp_t *p)
     http_fields_t *h = &c->req.hdrs;
     if (!h->n || c->in_trailers)
         return 0;
-    /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
     http_field_t *f = &h->f[h->n - 1];
+    /* llhttp 8.1 takes a line starting with ':' as a field with an empty
+     * name. A field name is a token (RFC 9110 5.1): such a line is a bad
+     * request, and forwarding it would send ": value" upstream. */
+    if (f->name_len == 0) {
+        c->err_status = 400;
+        return -1;
+    }
+    /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
     while (f->value_len && (h->mem.data[f->value_off + f->value_len - 1] == ' ' ||
                             h->mem.data[f->value_off + f->value_len - 1] == '\t'))
         f->value_len--;
