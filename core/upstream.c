@@ -219,6 +219,15 @@ static int map_error(upstream_req_t *r, CURLcode rc)
     }
 }
 
+/* The words for how r ended with err (on_done's msg). */
+static const char *done_msg(const upstream_req_t *r, int err)
+{
+    return err == UPSTREAM_OK                 ? "ok"
+           : r->abort_err && r->abort_msg[0] ? r->abort_msg
+           : r->errbuf[0]                     ? r->errbuf
+                                              : upstream_strerror(err);
+}
+
 /* Completed transfers: report them, then free. Also frees requests that
  * were cancelled from inside a curl callback. */
 static void check_done(upstream_t *u)
@@ -235,9 +244,7 @@ static void check_done(upstream_t *u)
         CURLcode rc = msg->data.result;
         if (!r->cancelled && r->cbs.on_done) {
             int err = map_error(r, rc);
-            const char *m = err == UPSTREAM_OK ? "ok"
-                            : r->abort_err && r->abort_msg[0] ? r->abort_msg
-                            : r->errbuf[0] ? r->errbuf : upstream_strerror(err);
+            const char *m = done_msg(r, err);
             r->cancelled = true; /* no callback after on_done */
             r->cbs.on_done(r->ctx, err, m);
         }
@@ -374,6 +381,35 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     if (http_fields_add(&r->resp_hdrs, s, nlen, value.p, value.len))
         return header_fail(r, "upstream response headers too large");
     return n;
+}
+
+int upstream_parse_head(const upstream_opts_t *opts, const http_slice_t *lines, size_t n, const upstream_cbs_t *cbs,
+                        void *ctx, char *msg, size_t msglen)
+{
+    upstream_t u = { .opts = *opts };
+    upstream_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(msg, msglen, "out of memory");
+        return UPSTREAM_EIO;
+    }
+    r->u = &u;
+    r->cbs = *cbs;
+    r->ctx = ctx;
+    http_fields_init(&r->resp_hdrs, opts->max_header_size);
+    buf_init(&r->line, 0);
+    /* curl ends the transfer with CURLE_WRITE_ERROR when the header
+     * callback does not take a whole line, with CURLE_OK when every line
+     * was taken and the response ended there. */
+    CURLcode rc = CURLE_OK;
+    for (size_t i = 0; i < n && rc == CURLE_OK; i++)
+        if (on_header((char *)lines[i].p, 1, lines[i].len, r) != lines[i].len)
+            rc = CURLE_WRITE_ERROR;
+    int err = map_error(r, rc);
+    snprintf(msg, msglen, "%s", done_msg(r, err));
+    http_fields_free(&r->resp_hdrs);
+    buf_free(&r->line);
+    free(r);
+    return err;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata)
