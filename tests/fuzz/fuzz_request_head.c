@@ -97,8 +97,8 @@ static void on_request(http_req_t *req, void *ud)
         uint8_t hash[16];
         hash_cache_key(key.data, key.len, hash);
         size_t ho, hl, po, pl;
-        if (key.len < 7 || memcmp(key.data, "http://", 7) != 0 || key.data[key.len] != '\0' ||
-            policy_key_parts(key.data, key.len, &ho, &hl, &po, &pl) != 0)
+        /* "http://" unless an absolute-form target named another scheme. */
+        if (key.data[key.len] != '\0' || policy_key_parts(key.data, key.len, &ho, &hl, &po, &pl) != 0)
             abort();
         /* Normalised already: its own key (absolute-form, no Host) is itself,
          * under the same rule. */
