@@ -307,6 +307,28 @@ static size_t header_block_end(upstream_req_t *r, size_t n)
     return n;
 }
 
+/* The status code of a status line line[0, len) (its line end cut off):
+ * the three digits after the first SP, then SP or the end (RFC 9112 4);
+ * 0 when there are none. Read within len: curl's buffer is not
+ * NUL-terminated, so atoi could read past the line (found by fuzzing:
+ * "HTTP/1.1 \n" had atoi skip the LF and go on into the bytes after it). */
+static int status_code(const char *line, size_t len)
+{
+    const char *sp = memchr(line, ' ', len);
+    if (!sp)
+        return 0;
+    const char *d = sp + 1, *end = line + len;
+    if (end - d < 3 || (end - d > 3 && d[3] != ' '))
+        return 0;
+    int code = 0;
+    for (int i = 0; i < 3; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+        code = code * 10 + (d[i] - '0');
+    }
+    return code;
+}
+
 /* Parse one header line from curl ("Name: value\r\n", a status line, or
  * the empty line ending a block), cleaning it as upstream.h says. */
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
@@ -331,8 +353,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         /* A status line starts each block (interim or final); inside one,
          * "HTTP/..." is a (malformed) field line like any other. */
         r->in_block = true;
-        const char *sp = memchr(data, ' ', len);
-        r->status = sp ? atoi(sp + 1) : 0;
+        r->status = status_code(data, len);
         http_fields_reset(&r->resp_hdrs);
         if (r->status < 100 || r->status > 999) {
             r->abort_err = UPSTREAM_EPROTO;
