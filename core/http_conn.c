@@ -8,6 +8,7 @@
 #include "http_conn_internal.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@
 #define LINGER_MS 2000
 
 static const llhttp_settings_t *parser_settings(void);
+static void conn_init_parsing(http_conn_t *c);
+static void conn_free_parsing(http_conn_t *c);
 static void conn_read_start(http_conn_t *c);
 static void on_close(uv_handle_t *h);
 
@@ -80,6 +83,8 @@ static void on_timer(uv_timer_t *t)
 
 void conn_timer_arm(http_conn_t *c)
 {
+    if (c->no_io)
+        return; /* http_parse_requests: no loop, no timer */
     const http_server_opts_t *o = &c->srv->opts;
     uint64_t ms = 0;
     switch (c->state) {
@@ -231,8 +236,15 @@ static int on_header_value_complete(llhttp_t *p)
     http_fields_t *h = &c->req.hdrs;
     if (!h->n || c->in_trailers)
         return 0;
-    /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
     http_field_t *f = &h->f[h->n - 1];
+    /* llhttp 8.1 takes a line starting with ':' as a field with an empty
+     * name. A field name is a token (RFC 9110 5.1): such a line is a bad
+     * request, and forwarding it would send ": value" upstream. */
+    if (f->name_len == 0) {
+        c->err_status = 400;
+        return -1;
+    }
+    /* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
     while (f->value_len && (h->mem.data[f->value_off + f->value_len - 1] == ' ' ||
                             h->mem.data[f->value_off + f->value_len - 1] == '\t'))
         f->value_len--;
@@ -290,7 +302,7 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-    if (has_body && http_fields_get(&r->hdrs, "expect", NULL) && r->http_minor >= 1) {
+    if (has_body && http_fields_get(&r->hdrs, "expect", NULL) && r->http_minor >= 1 && !c->no_io) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
         conn_write_raw(c, &b, 1);
@@ -359,6 +371,30 @@ static void note_fold_tail(http_conn_t *c, const char *data, size_t len)
         c->fold_tail = q[-1] == '\n';
 }
 
+/* Run the parser over data[0, len), the next bytes of the connection.
+ * Returns 0 when all of them were taken (a request may be under way),
+ * PARSE_COMPLETE when a request is complete after the first *used bytes
+ * (the parser is resumed: the rest starts the next request), or the
+ * status to answer a bad request with. */
+#define PARSE_COMPLETE 1
+static int conn_parse(http_conn_t *c, const char *data, size_t len, size_t *used)
+{
+    c->exec_start = data;
+    llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+    if (e == HPE_OK) {
+        note_fold_tail(c, data, len);
+        return 0;
+    }
+    if (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE)
+        return c->err_status ? c->err_status : 400;
+    *used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+    if (e == HPE_PAUSED_UPGRADE)
+        llhttp_resume_after_upgrade(&c->parser);
+    else
+        llhttp_resume(&c->parser);
+    return PARSE_COMPLETE;
+}
+
 /* Parse what we have, dispatching complete requests; loops (rather than
  * recursing) while responses finish synchronously, so a client that
  * pipelines thousands of requests cannot grow the stack. */
@@ -367,26 +403,19 @@ void conn_process(http_conn_t *c, const char *data, size_t len, bool from_saved)
     while (c->state == CONN_IDLE || c->state == CONN_READING) {
         if (len == 0)
             break;
-        c->exec_start = data;
-        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
-        if (e == HPE_OK) {
-            note_fold_tail(c, data, len);
+        size_t used = 0;
+        int st = conn_parse(c, data, len, &used);
+        if (st == 0) {
             if (from_saved)
                 buf_reset(&c->saved);
             return;
         }
-        if (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE) {
-            int st = c->err_status ? c->err_status : 400;
+        if (st != PARSE_COMPLETE) {
             if (st == 400)
                 log_debug("%s: bad request: %s", c->client, llhttp_get_error_reason(&c->parser));
             conn_error(c, st, NULL);
             return;
         }
-        size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
-        if (e == HPE_PAUSED_UPGRADE)
-            llhttp_resume_after_upgrade(&c->parser);
-        else
-            llhttp_resume(&c->parser);
         /* Keep the unparsed rest: it is the next pipelined request. */
         if (from_saved) {
             buf_consume(&c->saved, used);
@@ -505,11 +534,7 @@ static void on_timer_closed(uv_handle_t *h)
         atomic_fetch_sub(s->opts.conns_total, 1);
     if (c->accept_counted)
         s->opts.on_conn_close(s->opts.ud, c->accept_tag);
-    buf_free(&c->target);
-    buf_free(&c->saved);
-    buf_free(&c->head);
-    http_fields_free(&c->req.hdrs);
-    buf_free(&c->req.body);
+    conn_free_parsing(c);
     free(c);
 }
 
@@ -600,6 +625,62 @@ http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts)
     return s;
 }
 
+/* A new connection's request state: its buffers, bounded by the server's
+ * options, and the parser (c->srv set; state IDLE). */
+static void conn_init_parsing(http_conn_t *c)
+{
+    const http_server_opts_t *o = &c->srv->opts;
+    buf_init(&c->target, o->max_uri_size + 1);
+    buf_init(&c->saved, 0);
+    buf_init(&c->head, 0);
+    http_fields_init(&c->req.hdrs, o->max_header_size);
+    c->req.hdrs.max_fields = 256;
+    buf_init(&c->req.body, o->max_body_size);
+    llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
+    c->parser.data = c;
+    c->state = CONN_IDLE;
+}
+
+static void conn_free_parsing(http_conn_t *c)
+{
+    buf_free(&c->target);
+    buf_free(&c->saved);
+    buf_free(&c->head);
+    http_fields_free(&c->req.hdrs);
+    buf_free(&c->req.body);
+}
+
+int http_parse_requests(const http_server_opts_t *opts, const char *data, size_t len, size_t piece,
+                        void (*on_request)(http_req_t *req, void *ud), void *ud)
+{
+    http_server_t s = { .opts = *opts };
+    http_conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->srv = &s;
+    c->no_io = true;
+    strcpy(c->client, "-");
+    conn_init_parsing(c);
+    int st = 0;
+    while (len && st == 0) {
+        size_t n = piece && piece < len ? piece : len, used = n;
+        st = conn_parse(c, data, n, &used);
+        if (st == PARSE_COMPLETE) {
+            /* What dispatch and a response's end do to the state. */
+            conn_set_state(c, CONN_HANDLING);
+            c->req.client = c->client;
+            on_request(&c->req, ud);
+            conn_set_state(c, CONN_IDLE);
+            st = 0;
+        }
+        data += used;
+        len -= used;
+    }
+    conn_free_parsing(c);
+    free(c);
+    return st;
+}
+
 static void refuse(http_server_t *s, http_conn_t *c)
 {
     if (s->opts.on_refused)
@@ -654,15 +735,7 @@ void http_server_accept(http_server_t *s, uv_tcp_t *listener)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_init(worker_loop(s->worker), &c->timer);
     c->timer.data = c;
-    buf_init(&c->target, s->opts.max_uri_size + 1);
-    buf_init(&c->saved, 0);
-    buf_init(&c->head, 0);
-    http_fields_init(&c->req.hdrs, s->opts.max_header_size);
-    c->req.hdrs.max_fields = 256;
-    buf_init(&c->req.body, s->opts.max_body_size);
-    llhttp_init(&c->parser, HTTP_REQUEST, parser_settings());
-    c->parser.data = c;
-    c->state = CONN_IDLE;
+    conn_init_parsing(c);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

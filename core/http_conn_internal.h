@@ -46,6 +46,7 @@ struct http_conn {
     bool in_dispatch;         /* inside on_request: finish must not re-enter the parser */
     bool force_close;         /* close after this response */
     bool counted_total;       /* counted in opts.conns_total */
+    bool no_io;               /* http_parse_requests: no socket, no timer, nothing written */
     bool accept_counted;      /* on_conn_close is owed, with accept_tag */
     unsigned char accept_tag[16];
     struct sockaddr_storage peer;

@@ -169,6 +169,23 @@ int http_fields_copy(http_fields_t *dst, const http_fields_t *src)
     return 0;
 }
 
+int64_t http_fields_content_length(const http_fields_t *h)
+{
+    http_slice_t v;
+    if (http_fields_count(h, "content-length") != 1 || !http_fields_get(h, "content-length", &v))
+        return -1;
+    v = http_trim(v);
+    if (v.len == 0 || v.len > 18)
+        return -1; /* 18 digits cannot overflow an int64_t */
+    int64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        n = n * 10 + (v.p[i] - '0');
+    }
+    return n;
+}
+
 http_slice_t http_trim(http_slice_t s)
 {
     while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {

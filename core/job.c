@@ -118,23 +118,6 @@ void job_unref(fjob_t *j)
     free(j);
 }
 
-static int64_t parse_content_length(const http_fields_t *h)
-{
-    http_slice_t v;
-    if (http_fields_count(h, "content-length") != 1 || !http_fields_get(h, "content-length", &v))
-        return -1;
-    v = http_trim(v);
-    if (v.len == 0 || v.len > 18)
-        return -1;
-    int64_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return -1;
-        n = n * 10 + (v.p[i] - '0');
-    }
-    return n;
-}
-
 void job_publish(fjob_t *j, int status, http_fields_t *hdrs, int64_t cl, int64_t rt, resp_info_t *ri)
 {
     bool share = ri->stored || ri->revalidated;
@@ -233,7 +216,7 @@ static job_state_t stp_head(fjob_t *j, int status, const http_fields_t *hdrs)
         }
         return JOB_HEAD; /* abort: the transfer ends with an error */
     }
-    int64_t cl = parse_content_length(hdrs);
+    int64_t cl = http_fields_content_length(hdrs);
     resp_info_t *ri = job_store_plan(j, status, hdrs, cl, now);
     if (!ri)
         return JOB_HEAD;

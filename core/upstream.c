@@ -219,6 +219,15 @@ static int map_error(upstream_req_t *r, CURLcode rc)
     }
 }
 
+/* The words for how r ended with err (on_done's msg). */
+static const char *done_msg(const upstream_req_t *r, int err)
+{
+    return err == UPSTREAM_OK                 ? "ok"
+           : r->abort_err && r->abort_msg[0] ? r->abort_msg
+           : r->errbuf[0]                     ? r->errbuf
+                                              : upstream_strerror(err);
+}
+
 /* Completed transfers: report them, then free. Also frees requests that
  * were cancelled from inside a curl callback. */
 static void check_done(upstream_t *u)
@@ -235,9 +244,7 @@ static void check_done(upstream_t *u)
         CURLcode rc = msg->data.result;
         if (!r->cancelled && r->cbs.on_done) {
             int err = map_error(r, rc);
-            const char *m = err == UPSTREAM_OK ? "ok"
-                            : r->abort_err && r->abort_msg[0] ? r->abort_msg
-                            : r->errbuf[0] ? r->errbuf : upstream_strerror(err);
+            const char *m = done_msg(r, err);
             r->cancelled = true; /* no callback after on_done */
             r->cbs.on_done(r->ctx, err, m);
         }
@@ -300,6 +307,28 @@ static size_t header_block_end(upstream_req_t *r, size_t n)
     return n;
 }
 
+/* The status code of a status line line[0, len) (its line end cut off):
+ * the three digits after the first SP, then SP or the end (RFC 9112 4);
+ * 0 when there are none. Read within len: curl's buffer is not
+ * NUL-terminated, so atoi could read past the line (found by fuzzing:
+ * "HTTP/1.1 \n" had atoi skip the LF and go on into the bytes after it). */
+static int status_code(const char *line, size_t len)
+{
+    const char *sp = memchr(line, ' ', len);
+    if (!sp)
+        return 0;
+    const char *d = sp + 1, *end = line + len;
+    if (end - d < 3 || (end - d > 3 && d[3] != ' '))
+        return 0;
+    int code = 0;
+    for (int i = 0; i < 3; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+        code = code * 10 + (d[i] - '0');
+    }
+    return code;
+}
+
 /* Parse one header line from curl ("Name: value\r\n", a status line, or
  * the empty line ending a block), cleaning it as upstream.h says. */
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
@@ -324,8 +353,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         /* A status line starts each block (interim or final); inside one,
          * "HTTP/..." is a (malformed) field line like any other. */
         r->in_block = true;
-        const char *sp = memchr(data, ' ', len);
-        r->status = sp ? atoi(sp + 1) : 0;
+        r->status = status_code(data, len);
         http_fields_reset(&r->resp_hdrs);
         if (r->status < 100 || r->status > 999) {
             r->abort_err = UPSTREAM_EPROTO;
@@ -374,6 +402,35 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     if (http_fields_add(&r->resp_hdrs, s, nlen, value.p, value.len))
         return header_fail(r, "upstream response headers too large");
     return n;
+}
+
+int upstream_parse_head(const upstream_opts_t *opts, const http_slice_t *lines, size_t n, const upstream_cbs_t *cbs,
+                        void *ctx, char *msg, size_t msglen)
+{
+    upstream_t u = { .opts = *opts };
+    upstream_req_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(msg, msglen, "out of memory");
+        return UPSTREAM_EIO;
+    }
+    r->u = &u;
+    r->cbs = *cbs;
+    r->ctx = ctx;
+    http_fields_init(&r->resp_hdrs, opts->max_header_size);
+    buf_init(&r->line, 0);
+    /* curl ends the transfer with CURLE_WRITE_ERROR when the header
+     * callback does not take a whole line, with CURLE_OK when every line
+     * was taken and the response ended there. */
+    CURLcode rc = CURLE_OK;
+    for (size_t i = 0; i < n && rc == CURLE_OK; i++)
+        if (on_header((char *)lines[i].p, 1, lines[i].len, r) != lines[i].len)
+            rc = CURLE_WRITE_ERROR;
+    int err = map_error(r, rc);
+    snprintf(msg, msglen, "%s", done_msg(r, err));
+    http_fields_free(&r->resp_hdrs);
+    buf_free(&r->line);
+    free(r);
+    return err;
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata)

@@ -67,6 +67,11 @@ bool http_list_next(http_slice_t v, size_t *pos, http_slice_t *item);
 bool http_list_has(const char *v, size_t vlen, const char *tok);
 /* The same for a token of tlen bytes (not NUL-terminated). */
 bool http_list_has_n(const char *v, size_t vlen, const char *tok, size_t tlen);
+/* The body length a response's Content-Length announces: its value when
+ * h has exactly one Content-Length field of 1 to 18 digits (optional
+ * whitespace around), else -1 (absent, repeated, a list, or not a number:
+ * unknown until the end). */
+int64_t http_fields_content_length(const http_fields_t *h);
 /* Trim optional whitespace (SP / HTAB) at both ends of s. */
 http_slice_t http_trim(http_slice_t s);
 

@@ -82,6 +82,19 @@ typedef struct http_server_opts {
 /* Fill the bounds and timeouts of o from a node's settings (the other
  * fields are zeroed: set on_request, ud, error_headers). */
 void http_server_opts_from_config(http_server_opts_t *o, const config_t *cfg);
+/* The server's request parsing without a socket, for tests and fuzzing
+ * (tests/fuzz/fuzz_request_head.c): data[0, len) as the bytes one client
+ * connection sent, handed to the parser `piece` bytes at a time as reads
+ * would (0: all at once), through the callbacks, header collection and
+ * bounds (opts' size bounds; the rest is not used) a connection uses.
+ * Each complete request is passed to on_request (req valid during the
+ * call only; its client is "-"), in order. No 100 Continue is sent.
+ * Returns 0 when every byte was taken (a request left incomplete at the
+ * end is dropped), the status the server would answer at the first bad
+ * request (400, 405, 413, 414, 417, 431; then it closes the connection),
+ * or -ENOMEM. */
+int http_parse_requests(const http_server_opts_t *opts, const char *data, size_t len, size_t piece,
+                        void (*on_request)(http_req_t *req, void *ud), void *ud);
 /* Create the server state of one worker. Owned by the caller (free with
  * http_server_free after the loop ended). */
 http_server_t *http_server_new(worker_t *w, const http_server_opts_t *opts);

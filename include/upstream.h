@@ -85,6 +85,19 @@ void upstream_free(upstream_t *u);
 upstream_req_t *upstream_start(upstream_t *u, const char *method, const char *url,
                                const http_fields_t *hdrs, const void *body, size_t len,
                                const upstream_cbs_t *cbs, void *ctx);
+/* The header handling of a response without a transfer, for tests and
+ * fuzzing (tests/fuzz/fuzz_response_head.c): lines[0, n) as libcurl's
+ * header callback delivers them (each with its line end; the status line
+ * of every block, interim ones included; the empty line ending a block;
+ * trailers after the final head), cleaned as above, bounded by
+ * opts->max_header_size (the rest of opts is not used) and passed to
+ * cbs->on_interim and cbs->on_headers (on_body and on_done are not
+ * called). Stops at the first line refused. Returns what on_done would
+ * get if the transfer ended there: UPSTREAM_OK when the final head was
+ * taken, else UPSTREAM_EPROTO (malformed, too large, or no final head)
+ * or UPSTREAM_EABORT (a callback returned -1), its words in msg. */
+int upstream_parse_head(const upstream_opts_t *opts, const http_slice_t *lines, size_t n, const upstream_cbs_t *cbs,
+                        void *ctx, char *msg, size_t msglen);
 /* Stop a request; no callback is called afterwards. Safe inside callbacks. */
 void upstream_cancel(upstream_req_t *r);
 /* Pause or resume receiving. Resuming may deliver buffered body at once. */

@@ -754,3 +754,51 @@ Test(upstream, strerror_names_every_code)
     }
     cr_assert_str_eq(upstream_strerror(UPSTREAM_OK), "ok");
 }
+
+/* --- upstream_parse_head: the header callback without a transfer --- */
+
+static int head_status;
+
+static int note_head(void *ctx, int status, const http_fields_t *hdrs)
+{
+    (void)ctx;
+    (void)hdrs;
+    head_status = status;
+    return 0;
+}
+
+static int parse_lines(const http_slice_t *lines, size_t n)
+{
+    upstream_opts_t o = { .max_header_size = 4096 };
+    upstream_cbs_t cbs = { .on_headers = note_head };
+    char msg[160];
+    head_status = 0;
+    return upstream_parse_head(&o, lines, n, &cbs, NULL, msg, sizeof msg);
+}
+
+Test(upstream, a_status_line_is_read_within_its_own_bytes)
+{
+    /* curl's buffer is not NUL-terminated: what follows a line is not
+     * part of it. Found by fuzzing (tests/fuzz/corpus/response_head/
+     * crash-status-line-without-code): atoi skipped the LF of "HTTP/1.1 "
+     * and read the status from the bytes after it. */
+    static const char buf[] = "HTTP/1.1 \n200";
+    http_slice_t lines[] = { { buf, 10 }, { "\r\n", 2 } };
+    cr_assert_eq(parse_lines(lines, 2), UPSTREAM_EPROTO);
+    cr_assert_eq(head_status, 0);
+}
+
+Test(upstream, a_status_code_is_three_digits)
+{
+    static const char *const bad[] = { "HTTP/1.1 2000\r\n", "HTTP/1.1 20\r\n", "HTTP/1.1 2x0 OK\r\n", "HTTP/1.1\r\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http_slice_t lines[] = { { bad[i], strlen(bad[i]) }, { "\r\n", 2 } };
+        cr_assert_eq(parse_lines(lines, 2), UPSTREAM_EPROTO, "%s", bad[i]);
+    }
+    static const char *const good[] = { "HTTP/1.1 204 No Content\r\n", "HTTP/2 204 \r\n", "HTTP/1.0 204\r\n" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        http_slice_t lines[] = { { good[i], strlen(good[i]) }, { "\r\n", 2 } };
+        cr_assert_eq(parse_lines(lines, 2), UPSTREAM_OK, "%s", good[i]);
+        cr_assert_eq(head_status, 204);
+    }
+}
