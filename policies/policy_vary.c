@@ -178,7 +178,9 @@ bool policy_vary_match(const char *key, size_t len, const http_fields_t *req)
          * none, before the line's final '!'. */
         const char *colon = memchr(key + i, ':', nl - i);
         size_t j = colon ? (size_t)(colon - key) : nl;
-        if (!colon && (nl == i || key[--j] != '!')) {
+        /* A line without its '\n' is no key line: comparing the rebuilt
+         * line, '\n' included, would read one byte past the key. */
+        if (nl == len || (!colon && (nl == i || key[--j] != '!'))) {
             ok = false;
             break;
         }

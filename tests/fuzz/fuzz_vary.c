@@ -7,7 +7,9 @@
  * The field list must be lowercase, one name a line, no name twice, each
  * listed; a request must match the key built from it (or it could never
  * hit the variant it stored); A and B select the same variant exactly when
- * their keys are equal, in either order; a key's variant id is never 0. */
+ * their keys are equal, in either order; a key's variant id is never 0.
+ * The response block's bytes are also matched as a stored key, whatever
+ * they are. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *in = fuzz_dup(data + 1, size - 1);
     const uint8_t *p = (const uint8_t *)in, *end = p + size - 1;
     http_fields_t h[3];
+    char *raw_key = NULL;
+    size_t raw_len = 0;
     for (int i = 0; i < 3; i++) {
         http_fields_init(&h[i], 0);
         const uint8_t *sep = NULL;
@@ -79,9 +83,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 sep = q;
         const uint8_t *e = i < 2 && sep ? sep : end;
         fuzz_fields(&h[i], p, (size_t)(e - p));
+        if (i == 0) /* the same bytes as a stored key: any bytes, never read past */
+            raw_key = fuzz_dup(p, raw_len = (size_t)(e - p));
         p = e < end ? e + 2 : end;
     }
 
+    policy_vary_match(raw_key, raw_len, &h[1]);
+    free(raw_key);
     buf_t ka, kb;
     buf_init(&ka, 0);
     buf_init(&kb, 0);

@@ -136,6 +136,20 @@ Test(vary, a_request_matches_its_own_key_whatever_the_names)
     cr_assert_eq(kind, POLICY_VARY_NONE, "no field name left: nothing to vary on");
 }
 
+/* Found by fuzzing (tests/fuzz/corpus/vary/crash-vary-match-key-without-newline):
+ * a key whose last line lacked its '\n' was compared one byte past its end;
+ * when that byte happened to be a '\n' the key even matched. */
+Test(vary, match_a_key_without_its_final_newline)
+{
+    const char *req[] = { "A", "1", NULL };
+    http_fields_t q = h(req);
+    const char buf[] = "a:1\n";
+    cr_assert_not(policy_vary_match(buf, 3, &q), "\"a:1\" without its newline");
+    cr_assert_not(policy_vary_match("b!", 2, &q));
+    cr_assert(policy_vary_match(buf, 4, &q));
+    http_fields_free(&q);
+}
+
 Test(vary, key_from_fields_and_ids)
 {
     const char *req[] = { "Accept-Language", "en", NULL };
