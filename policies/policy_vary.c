@@ -81,6 +81,14 @@ static int add_name(buf_t *out, size_t start, const char *name, size_t nlen)
     return rc ? rc : buf_append(out, "\n", 1);
 }
 
+static bool is_token(http_slice_t s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (!http_tchar((unsigned char)s.p[i]))
+            return false;
+    return s.len > 0;
+}
+
 int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *implicit, size_t ilen)
 {
     int kind = POLICY_VARY_NONE, rc;
@@ -95,6 +103,12 @@ int policy_vary_fields_with(buf_t *out, const http_fields_t *resp, const char *i
                 out->len = start;
                 return POLICY_VARY_STAR;
             }
+            /* A member that is not a field name (a token) names no field a
+             * request can carry: it selects nothing, and a ':' or '!' in it
+             * would make the secondary key unreadable (policy_vary_match
+             * splits each line at the first of them). Skip it. */
+            if (!is_token(item))
+                continue;
             if ((rc = add_name(out, start, item.p, item.len)))
                 return rc;
             kind = POLICY_VARY_KEY;
@@ -156,16 +170,20 @@ bool policy_vary_match(const char *key, size_t len, const http_fields_t *req)
     size_t i = 0;
     /* Rebuild the request's key over the same names, line by line. */
     while (i < len && ok) {
-        size_t j = i;
-        while (j < len && key[j] != ':' && key[j] != '!' && key[j] != '\n')
-            j++;
-        if (j == len || key[j] == '\n') {
-            ok = false;
-            break;
-        }
         size_t nl = i;
         while (nl < len && key[nl] != '\n')
             nl++;
+        /* "name:value" or "name!". A field name holds no ':' but may hold
+         * '!' (a tchar): the name ends at the first ':', or, when there is
+         * none, before the line's final '!'. */
+        const char *colon = memchr(key + i, ':', nl - i);
+        size_t j = colon ? (size_t)(colon - key) : nl;
+        /* A line without its '\n' is no key line: comparing the rebuilt
+         * line, '\n' included, would read one byte past the key. */
+        if (nl == len || (!colon && (nl == i || key[--j] != '!'))) {
+            ok = false;
+            break;
+        }
         buf_reset(&mine);
         if (buf_append(&mine, key + i, j - i) || put_value(&mine, req, key + i, j - i)) {
             ok = false; /* the request's value is longer than the stored one */

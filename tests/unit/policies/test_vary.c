@@ -106,6 +106,50 @@ Test(vary, match_against_a_stored_key)
     free(k);
 }
 
+/* Found by fuzzing (tests/fuzz/corpus/vary/vary-name-not-a-token): a Vary
+ * member with a ':' went into the key as "a:b!", which policy_vary_match
+ * read as the field "a", and a name with a '!' (a tchar) was cut there:
+ * a request never matched its own key. */
+Test(vary, a_request_matches_its_own_key_whatever_the_names)
+{
+    const char *resp[] = { "Vary", "a:b, Accept-Language, x!y, \"q\"", NULL };
+    const char *req[] = { "Accept-Language", "en", "a", "b!", NULL };
+    int kind;
+    char *k = key_of(resp, req, &kind);
+    cr_assert_eq(kind, POLICY_VARY_KEY);
+    cr_assert_str_eq(k, "accept-language:en\nx!y!\n", "not a field name: skipped");
+    const char *with_xy[] = { "Accept-Language", "en", "X!Y", "1", NULL };
+    http_fields_t q = h(req), xy = h(with_xy);
+    cr_assert(policy_vary_match(k, strlen(k), &q));
+    cr_assert_not(policy_vary_match(k, strlen(k), &xy));
+    http_fields_free(&q);
+    http_fields_free(&xy);
+    free(k);
+    k = key_of(resp, with_xy, &kind);
+    cr_assert_str_eq(k, "accept-language:en\nx!y:1\n");
+    xy = h(with_xy);
+    cr_assert(policy_vary_match(k, strlen(k), &xy));
+    http_fields_free(&xy);
+    free(k);
+    const char *only[] = { "Vary", "a:b", NULL };
+    free(key_of(only, req, &kind));
+    cr_assert_eq(kind, POLICY_VARY_NONE, "no field name left: nothing to vary on");
+}
+
+/* Found by fuzzing (tests/fuzz/corpus/vary/crash-vary-match-key-without-newline):
+ * a key whose last line lacked its '\n' was compared one byte past its end;
+ * when that byte happened to be a '\n' the key even matched. */
+Test(vary, match_a_key_without_its_final_newline)
+{
+    const char *req[] = { "A", "1", NULL };
+    http_fields_t q = h(req);
+    const char buf[] = "a:1\n";
+    cr_assert_not(policy_vary_match(buf, 3, &q), "\"a:1\" without its newline");
+    cr_assert_not(policy_vary_match("b!", 2, &q));
+    cr_assert(policy_vary_match(buf, 4, &q));
+    http_fields_free(&q);
+}
+
 Test(vary, key_from_fields_and_ids)
 {
     const char *req[] = { "Accept-Language", "en", NULL };
